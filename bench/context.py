@@ -1,0 +1,72 @@
+"""What a method may see while it unlearns: data, task, seed, device, budget and requested extras."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.errors import BudgetExceededError
+from bench.seeding import torch_generator
+from bench.task import Split, Task, TaskData
+
+Observer = Callable[[int, nn.Module], None]
+
+
+@dataclass
+class UnlearnContext:
+    """Per-model context handed to ``Method.unlearn``.
+
+    ``oracle_outputs`` (present only for methods that require it) maps inputs to the outputs of a model
+    retrained on the retain set; it is never one of the oracles the scorer compares against.
+    """
+
+    task: Task
+    data: TaskData
+    seed: int
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    max_steps: int | None = None
+    oracle_outputs: Callable[[torch.Tensor], torch.Tensor] | None = None
+    observer: Observer | None = None
+    steps_used: int = 0
+
+    def __post_init__(self) -> None:
+        self.generator = torch_generator(self.seed)
+        self.rng = np.random.default_rng(self.seed)
+
+    @property
+    def forget(self) -> Split:
+        return self.data.forget
+
+    @property
+    def retain(self) -> Split:
+        return self.data.retain
+
+    def lr(self, value: float | None) -> float:
+        """The method's learning rate, or the task's recommended one when it left it as None."""
+        return self.task.default_lr if value is None else value
+
+    def batch_size(self, value: int | None) -> int | None:
+        return self.task.default_batch_size if value is None else value
+
+    def step_done(self, model: nn.Module) -> None:
+        """Count one optimiser step against the budget and let an observer record the model."""
+        self.steps_used += 1
+        if self.max_steps is not None and self.steps_used > self.max_steps:
+            raise BudgetExceededError(f"method took step {self.steps_used} with a budget of {self.max_steps}")
+        if self.observer is not None:
+            self.observer(self.steps_used, model)
+
+    def batches(self, split: Split, batch_size: int | None) -> Iterator[Split]:
+        """Endless reshuffled mini-batches of ``split`` (the whole split when batch_size is None or larger)."""
+        n = len(split)
+        size = n if batch_size is None or batch_size >= n else batch_size
+        while True:
+            if size == n:
+                yield split
+                continue
+            order = torch.randperm(n, generator=self.generator)
+            for start in range(0, n - size + 1, size):
+                yield split.subset(order[start:start + size].numpy())

@@ -1,0 +1,35 @@
+"""Exceptions that carry a user-facing message; the CLI maps them to exit codes."""
+from __future__ import annotations
+
+
+class BenchError(Exception):
+    """A problem the user can fix (bad name, bad argument, bad forget set). CLI exit code 2."""
+
+    exit_code = 2
+
+
+class UnknownNameError(BenchError, KeyError):
+    """A method or task name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ParamError(BenchError, ValueError):
+    """An unknown, missing or ill-typed hyperparameter."""
+
+
+class ForgetSetError(BenchError, ValueError):
+    """An empty, duplicated or out-of-range forget set."""
+
+
+class DivergenceError(Exception):
+    """Unlearning produced non-finite losses or weights; no result is written. CLI exit code 3."""
+
+    exit_code = 3
+
+
+class BudgetExceededError(Exception):
+    """A method took more optimisation steps than its declared budget (a bug in the method)."""
+
+    exit_code = 3

@@ -1,0 +1,33 @@
+"""The ``Method`` extension point: one call that turns a trained model into an unlearned one."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, ClassVar
+
+from torch import nn
+
+from bench.params import Configurable
+
+if TYPE_CHECKING:
+    from bench.context import UnlearnContext
+
+
+class Method(Configurable, ABC):
+    """An unlearning method.
+
+    Hyperparameters are keyword-only ``__init__`` arguments with defaults and no logic (the simplest way:
+    ``@dataclass(kw_only=True)``); every method has a ``steps`` budget. ``requires`` names the extras
+    the runner must put in the context (currently ``"oracle_outputs"``).
+    """
+
+    name: ClassVar[str]
+    requires: ClassVar[frozenset[str]] = frozenset()
+    steps: int
+
+    @abstractmethod
+    def unlearn(self, model: nn.Module, ctx: "UnlearnContext") -> nn.Module:
+        """Return a new, unlearned model. Never mutate ``model`` or anything in ``ctx``."""
+
+    @classmethod
+    def description(cls) -> str:
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""

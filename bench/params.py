@@ -1,0 +1,176 @@
+"""Hyperparameters as keyword-only ``__init__`` arguments, read back by signature introspection.
+
+Methods and tasks share this so that every result can record every parameter, and so that the
+CLI can parse ``name=value`` strings into the right types without a separate schema.
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from bench.errors import ParamError
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One hyperparameter: its name, type annotation and default."""
+
+    name: str
+    annotation: Any
+    default: Any
+
+    @property
+    def type_name(self) -> str:
+        return describe_type(self.annotation)
+
+
+def describe_type(annotation: Any) -> str:
+    """A short human-readable name for a type annotation (``float``, ``int | None``, ``'a' | 'b'``)."""
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return " | ".join(repr(v) for v in typing.get_args(annotation))
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join("None" if a is type(None) else describe_type(a) for a in typing.get_args(annotation))
+    if origin in (tuple, list):
+        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        return f"comma-separated list of {describe_type(args[0]) if args else 'str'}"
+    if annotation is inspect.Parameter.empty:
+        return "str"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _parse_scalar(text: str, annotation: Any) -> Any:
+    if annotation is bool:
+        low = text.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ValueError
+    if annotation is int:
+        return int(text)
+    if annotation is float:
+        return float(text)
+    if annotation in (str, inspect.Parameter.empty, Any):
+        return text
+    raise ValueError
+
+
+def parse_value(text: str, annotation: Any) -> Any:
+    """Convert a command-line string to a value of ``annotation``; raise ValueError if it does not fit."""
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        for choice in typing.get_args(annotation):
+            if str(choice) == text:
+                return choice
+        raise ValueError
+    if origin in (typing.Union, types.UnionType):
+        members = typing.get_args(annotation)
+        if type(None) in members and text.strip().lower() in {"none", "null"}:
+            return None
+        for member in members:
+            if member is type(None):
+                continue
+            try:
+                return parse_value(text, member)
+            except ValueError:
+                continue
+        raise ValueError
+    if origin in (tuple, list):
+        args = [a for a in typing.get_args(annotation) if a is not Ellipsis] or [str]
+        items = [parse_value(part.strip(), args[0]) for part in text.split(",") if part.strip()]
+        return tuple(items) if origin is tuple else items
+    return _parse_scalar(text, annotation)
+
+
+def _type_hints(cls: type) -> dict[str, Any]:
+    for target in (cls.__init__, cls):
+        try:
+            return typing.get_type_hints(target)
+        except Exception:  # unresolvable forward references: fall back to raw annotations
+            continue
+    return dict(getattr(cls.__init__, "__annotations__", {}))
+
+
+class Configurable:
+    """Base for objects whose hyperparameters are keyword-only ``__init__`` arguments with defaults.
+
+    Subclasses store each argument under an attribute of the same name (a ``@dataclass(kw_only=True)``
+    does this for free) and put no logic in ``__init__``.
+    """
+
+    @classmethod
+    def param_specs(cls) -> list[ParamSpec]:
+        """The hyperparameters, in signature order."""
+        hints = _type_hints(cls)
+        specs = []
+        for param in inspect.signature(cls.__init__).parameters.values():
+            if param.name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            specs.append(ParamSpec(param.name, hints.get(param.name, param.annotation), param.default))
+        return specs
+
+    @classmethod
+    def check_signature(cls) -> None:
+        """Refuse classes whose hyperparameters cannot be introspected and recorded."""
+        params = inspect.signature(cls.__init__).parameters.values()
+        for param in params:
+            if param.name == "self":
+                continue
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                raise TypeError(f"{cls.__name__}.__init__ may not take *args/**kwargs; list every hyperparameter")
+            if param.kind is not param.KEYWORD_ONLY:
+                raise TypeError(
+                    f"{cls.__name__}.__init__ parameter '{param.name}' must be keyword-only "
+                    "(put it after '*', or use @dataclass(kw_only=True))"
+                )
+            if param.default is param.empty:
+                raise TypeError(f"{cls.__name__}.__init__ parameter '{param.name}' needs a default")
+
+    def get_params(self) -> dict[str, Any]:
+        """Every hyperparameter and its current value, read by signature introspection."""
+        return {spec.name: getattr(self, spec.name) for spec in self.param_specs()}
+
+    @classmethod
+    def from_strings(cls, assignments: dict[str, str], *, label: str) -> "Configurable":
+        """Build an instance from ``name -> string`` pairs, typing each value by its annotation."""
+        specs = {spec.name: spec for spec in cls.param_specs()}
+        kwargs = {}
+        for name, text in assignments.items():
+            if name not in specs:
+                close = difflib.get_close_matches(name, list(specs), n=1)
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+                known = ", ".join(specs) or "(none)"
+                raise ParamError(f"{label} has no parameter '{name}'.{hint} Its parameters: {known}")
+            spec = specs[name]
+            try:
+                kwargs[name] = parse_value(text, spec.annotation)
+            except ValueError:
+                raise ParamError(
+                    f"{label} parameter '{name}' expects {spec.type_name}, got {text!r}"
+                ) from None
+        try:
+            return cls(**kwargs)
+        except (TypeError, ValueError) as err:
+            raise ParamError(f"{label}: {err}") from None
+
+
+def parse_assignments(items: list[str] | None, *, flag: str) -> dict[str, str]:
+    """Split ``['a=1', 'b=x']`` into a dict; a missing '=' or repeated name is an error."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ParamError(f"{flag} expects name=value, got {item!r}")
+        if name in out:
+            raise ParamError(f"{flag} sets '{name}' twice")
+        out[name] = value
+    return out

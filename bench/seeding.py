@@ -1,0 +1,21 @@
+"""Independent, reproducible seeds for every role a random number plays in a run."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+ROLES = {"forget": 1, "original": 2, "oracle": 3, "unlearn": 4, "target": 5, "data": 6}
+
+
+def derive_seed(base: int, role: str, index: int = 0) -> int:
+    """A 31-bit seed for (base seed, role, model index); different roles never share a stream."""
+    if role not in ROLES:
+        raise KeyError(f"unknown seed role {role!r}; known: {sorted(ROLES)}")
+    state = np.random.SeedSequence([base, ROLES[role], index]).generate_state(1)[0]
+    return int(state) & 0x7FFFFFFF
+
+
+def torch_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    return gen

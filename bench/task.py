@@ -1,0 +1,130 @@
+"""The ``Task`` extension point: data, forget-set selection, model, training recipe, per-example statistics."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Callable, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.params import Configurable
+
+StepHook = Callable[[nn.Module], None]
+
+
+@dataclass(frozen=True)
+class Split:
+    """A labelled set of examples; ``ids`` are positions in the task's training (or validation) set."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def subset(self, idx: np.ndarray | torch.Tensor) -> "Split":
+        index = torch.as_tensor(np.asarray(idx), dtype=torch.long)
+        return Split(self.x[index], self.y[index])
+
+    def to(self, device: torch.device | str) -> "Split":
+        return Split(self.x.to(device), self.y.to(device))
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """Train set D, validation set V and the forget set S (as sorted positions in D)."""
+
+    train: Split
+    val: Split
+    forget_idx: np.ndarray
+
+    @property
+    def retain_idx(self) -> np.ndarray:
+        mask = np.ones(len(self.train), dtype=bool)
+        mask[self.forget_idx] = False
+        return np.flatnonzero(mask)
+
+    @property
+    def forget(self) -> Split:
+        return self.train.subset(self.forget_idx)
+
+    @property
+    def retain(self) -> Split:
+        return self.train.subset(self.retain_idx)
+
+    def splits(self) -> dict[str, Split]:
+        """The evaluation splits, in report order."""
+        return {"forget": self.forget, "retain": self.retain, "val": self.val}
+
+    def to(self, device: torch.device | str) -> "TaskData":
+        return TaskData(self.train.to(device), self.val.to(device), self.forget_idx)
+
+
+class Task(Configurable, ABC):
+    """A benchmark task. Hyperparameters are keyword-only ``__init__`` arguments, as for methods.
+
+    Subclasses set ``name``, ``version`` (bump it whenever data, model or recipe change: it enters every
+    cache key and result) and the learning-rate/batch-size defaults that methods use unless told otherwise.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    default_lr: ClassVar[float] = 0.01
+    default_batch_size: ClassVar[int | None] = 64
+    #: True when training has one optimum (convex objective), so distance in weight space is meaningful.
+    unique_optimum: ClassVar[bool] = False
+    forget_size: int
+
+    @abstractmethod
+    def load(self) -> tuple[Split, Split]:
+        """The training and validation sets; deterministic given the task's parameters."""
+
+    @abstractmethod
+    def make_model(self, seed: int) -> nn.Module:
+        """A freshly initialised model."""
+
+    @abstractmethod
+    def train(self, model: nn.Module, data: Split, seed: int, *, max_steps: int | None = None,
+              on_step: StepHook | None = None) -> nn.Module:
+        """The task's training recipe applied in place to ``model``; returns it.
+
+        ``max_steps`` caps optimiser steps (None: the full recipe); ``on_step`` is called after each one.
+        """
+
+    @abstractmethod
+    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-example training loss, shape [batch]."""
+
+    def regularizer(self, model: nn.Module) -> torch.Tensor:
+        """Penalty added to the mean loss in the training objective (ridge, for instance)."""
+        return torch.zeros((), device=next(model.parameters()).device)
+
+    def outputs(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Raw model outputs (logits, predictions): what oracle matching matches."""
+        return model(x)
+
+    def margin(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-example scalar statistic compared across models: correct logit minus logsumexp of the rest."""
+        logits = self.outputs(model, x)
+        correct = logits.gather(1, y.view(-1, 1)).squeeze(1)
+        others = logits.scatter(1, y.view(-1, 1), float("-inf"))
+        return correct - torch.logsumexp(others, dim=1)
+
+    def evaluate(self, model: nn.Module, split: Split) -> dict[str, float]:
+        """Utility metrics of one model on one split (accuracy and mean loss by default)."""
+        with torch.no_grad():
+            logits = self.outputs(model, split.x)
+            return {
+                "accuracy": float((logits.argmax(1) == split.y).float().mean()),
+                "loss": float(self.loss(model, split.x, split.y).mean()),
+            }
+
+    def select_forget(self, train: Split, rng: np.random.Generator) -> np.ndarray:
+        """The forget set: ``forget_size`` distinct training positions chosen uniformly at random."""
+        return np.sort(rng.choice(len(train), size=self.forget_size, replace=False))
+
+    @classmethod
+    def description(cls) -> str:
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""

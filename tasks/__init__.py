@@ -1,0 +1,1 @@
+"""Built-in tasks; every module here is imported by the task registry."""

@@ -1,0 +1,96 @@
+"""Ridge regression on isotropic Gaussian data: the toy of paper 003 (section 2.1, Figure 3)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.registry import register_task
+from bench.seeding import torch_generator
+from bench.task import Split, StepHook, Task
+
+DTYPE = torch.float64  # float64 so convergence to 1e-6 of the closed form is measurable
+
+
+def ridge_solution(x: torch.Tensor, y: torch.Tensor, ridge: float) -> torch.Tensor:
+    """argmin_w (1/2m)||Xw - y||^2 + (ridge/2)||w||^2, i.e. (X^T X + m*ridge*I)^-1 X^T y."""
+    m, d = x.shape
+    gram = x.T @ x + m * ridge * torch.eye(d, dtype=x.dtype, device=x.device)
+    return torch.linalg.solve(gram, x.T @ y)
+
+
+@register_task
+@dataclass(kw_only=True)
+class LinearGaussian(Task):
+    """Ridge regression on n Gaussian points in d dims labelled by a noisy linear function (exact oracle)."""
+
+    name = "linear-gaussian"
+    version = "1"
+    default_lr = 0.1  # below 2/L: the largest curvature of the retain objective is about (sqrt(d)+sqrt(n))^2/n
+    default_batch_size = None  # full-batch gradient descent, as in the paper's analysis
+    unique_optimum = True
+
+    n: int = 100
+    d: int = 400
+    n_val: int = 100
+    noise: float = 0.1
+    ridge: float = 1e-3
+    forget_size: int = 5
+    trainer: Literal["exact", "gd"] = "exact"
+    train_steps: int = 500
+    init_scale: float = 0.0
+    data_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n < 2 or self.d < 1 or self.n_val < 1:
+            raise ValueError("need n >= 2, d >= 1 and n_val >= 1")
+        if self.ridge < 0 or self.noise < 0:
+            raise ValueError("ridge and noise must be non-negative")
+
+    def load(self) -> tuple[Split, Split]:
+        gen = torch_generator(self.data_seed)
+        w_star = torch.randn(self.d, generator=gen, dtype=DTYPE) / np.sqrt(self.d)
+        x = torch.randn(self.n + self.n_val, self.d, generator=gen, dtype=DTYPE)
+        y = x @ w_star + self.noise * torch.randn(self.n + self.n_val, generator=gen, dtype=DTYPE)
+        return Split(x[: self.n], y[: self.n]), Split(x[self.n:], y[self.n:])
+
+    def make_model(self, seed: int) -> nn.Module:
+        model = nn.Linear(self.d, 1, bias=False, dtype=DTYPE)
+        with torch.no_grad():
+            init = torch.randn(1, self.d, generator=torch_generator(seed), dtype=DTYPE)
+            model.weight.copy_(init * self.init_scale / np.sqrt(self.d))
+        return model
+
+    def train(self, model: nn.Module, data: Split, seed: int, *, max_steps: int | None = None,
+              on_step: StepHook | None = None) -> nn.Module:
+        if self.trainer == "exact" and max_steps is None:
+            with torch.no_grad():
+                model.weight.copy_(ridge_solution(data.x, data.y, self.ridge).view(1, -1))
+            return model
+        steps = self.train_steps if max_steps is None else min(max_steps, self.train_steps)
+        optimizer = torch.optim.SGD(model.parameters(), lr=self.default_lr)
+        for _ in range(steps):
+            optimizer.zero_grad(set_to_none=True)
+            objective = self.loss(model, data.x, data.y).mean() + self.regularizer(model)
+            objective.backward()
+            optimizer.step()
+            if on_step is not None:
+                on_step(model)
+        return model
+
+    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (model(x).squeeze(-1) - y) ** 2
+
+    def regularizer(self, model: nn.Module) -> torch.Tensor:
+        return 0.5 * self.ridge * model.weight.pow(2).sum()
+
+    def margin(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """For regression the per-example statistic is the prediction itself."""
+        return model(x).squeeze(-1)
+
+    def evaluate(self, model: nn.Module, split: Split) -> dict[str, float]:
+        with torch.no_grad():
+            return {"mse": float((model(split.x).squeeze(-1) - split.y).pow(2).mean())}
