@@ -75,6 +75,12 @@ def _oracle_predictor(task: Task, model: nn.Module) -> Callable[[torch.Tensor], 
     return predict
 
 
+def warm_up() -> None:
+    """Pay torch's one-time lazy imports (the first optimiser pulls in torch._dynamo, about 1 s) before
+    anything is timed, so they are not billed to whichever method or model happens to run first."""
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+
+
 def run(spec: RunSpec, *, observe: ObserverFactory | None = None,
         log: Callable[[str], None] = lambda _msg: None) -> dict:
     """Run ``spec`` and return its result record (not yet written anywhere)."""
@@ -82,6 +88,7 @@ def run(spec: RunSpec, *, observe: ObserverFactory | None = None,
         raise BenchError(f"--n-models must be at least 1, got {spec.n_models}")
     method, task = spec.method, spec.task
     device = resolve_device(spec.device)
+    warm_up()
     train, val = task.load()
     forget_idx = resolve_forget_set(task, train, spec.forget_ids, spec.seed)
     data = TaskData(train, val, forget_idx).to(device)

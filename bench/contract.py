@@ -1,0 +1,82 @@
+"""The contract every registered method must honour, as a reusable check (like sklearn's check_estimator).
+
+Third-party authors can run ``check_method(MyMethod)`` in their own tests.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.context import UnlearnContext
+from bench.method import Method
+from bench.seeding import derive_seed
+from bench.task import Task, TaskData
+
+CONTRACT_BUDGET = 3
+
+
+def tiny_task() -> Task:
+    from tasks.linear_gaussian import LinearGaussian
+    return LinearGaussian(n=24, d=12, n_val=8, forget_size=4, trainer="gd", train_steps=50, init_scale=1.0)
+
+
+def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _context(task: Task, data: TaskData, method: Method, seed: int) -> UnlearnContext:
+    oracle_outputs = None
+    if "oracle_outputs" in method.requires:
+        oracle_seed = derive_seed(seed, "target")
+        oracle = task.train(task.make_model(oracle_seed), data.retain, oracle_seed).eval()
+
+        def oracle_outputs(x: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return task.outputs(oracle, x)
+    return UnlearnContext(task=task, data=data, seed=derive_seed(seed, "unlearn"), max_steps=CONTRACT_BUDGET,
+                          oracle_outputs=oracle_outputs)
+
+
+def check_method(method_cls: type[Method], task: Task | None = None, seed: int = 0) -> None:
+    """Raise AssertionError naming the first broken rule of the method contract."""
+    name = method_cls.__name__
+    method_cls.check_signature()
+    method = method_cls()  # default-constructible
+    params = method.get_params()
+    assert "steps" in params, f"{name} must take a 'steps' budget"
+    assert method_cls(**params).get_params() == params, f"{name}: get_params() does not round-trip"
+
+    overrides = {"steps": CONTRACT_BUDGET}
+    if "batch_size" in params:
+        overrides["batch_size"] = 4  # exercise the method's own randomness in the determinism check
+    budgeted = method_cls(**{**params, **overrides})
+
+    task = task or tiny_task()
+    train, val = task.load()
+    forget_idx = task.select_forget(train, np.random.default_rng(seed))
+    data = TaskData(train, val, forget_idx)
+    data_before = (train.x.clone(), train.y.clone(), forget_idx.copy())
+    original_seed = derive_seed(seed, "original")
+    original = task.train(task.make_model(original_seed), train, original_seed).eval()
+    before = _snapshot(original)
+
+    ctx = _context(task, data, budgeted, seed)
+    out = budgeted.unlearn(original, ctx)
+    assert isinstance(out, nn.Module), f"{name}.unlearn must return an nn.Module, got {type(out).__name__}"
+    assert out is not original, f"{name}.unlearn must return a new model, not its input"
+    assert _same(_snapshot(original), before), f"{name}.unlearn mutated the input model"
+    assert torch.equal(train.x, data_before[0]) and torch.equal(train.y, data_before[1]) and \
+        np.array_equal(forget_idx, data_before[2]), f"{name}.unlearn mutated the task data"
+    assert type(out) is type(original), f"{name} changed the architecture ({type(out).__name__})"
+    shapes_in = {k: v.shape for k, v in before.items()}
+    shapes_out = {k: v.shape for k, v in out.state_dict().items()}
+    assert shapes_in == shapes_out, f"{name} changed the state-dict keys or shapes"
+    assert ctx.steps_used <= CONTRACT_BUDGET, f"{name} took {ctx.steps_used} steps with budget {CONTRACT_BUDGET}"
+
+    again = budgeted.unlearn(original, _context(task, data, budgeted, seed))
+    assert _same(_snapshot(again), _snapshot(out)), f"{name} is not deterministic under a fixed seed"

@@ -1,0 +1,9 @@
+import pytest
+
+from tasks.linear_gaussian import LinearGaussian
+
+
+@pytest.fixture
+def small_linear() -> LinearGaussian:
+    """Paper 003's toy shrunk so a test runs in milliseconds, still with more dimensions than points."""
+    return LinearGaussian(n=40, d=120, n_val=20, forget_size=4)
