@@ -78,7 +78,10 @@ def _oracle_predictor(task: Task, model: nn.Module) -> Callable[[torch.Tensor], 
 def warm_up() -> None:
     """Pay torch's one-time lazy imports (the first optimiser pulls in torch._dynamo, about 1 s) before
     anything is timed, so they are not billed to whichever method or model happens to run first."""
-    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    weight = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.SGD([weight], lr=0.1, momentum=0.9)
+    (weight * 2).sum().backward()
+    optimizer.step()
 
 
 def run(spec: RunSpec, *, observe: ObserverFactory | None = None,

@@ -93,6 +93,14 @@ class Task(Configurable, ABC):
         ``max_steps`` caps optimiser steps (None: the full recipe); ``on_step`` is called after each one.
         """
 
+    def train_many(self, models: list[nn.Module], data: Split, seeds: list[int]) -> list[nn.Module]:
+        """Train several models, one seed each; tasks with small models override this to batch them."""
+        return [self.train(model, data, seed) for model, seed in zip(models, seeds)]
+
+    def training_recipe(self) -> dict:
+        """The training recipe's hyperparameters, for result records and cache keys."""
+        return {}
+
     @abstractmethod
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-example training loss, shape [batch]."""

@@ -81,6 +81,11 @@ class LinearGaussian(Task):
                 on_step(model)
         return model
 
+    def training_recipe(self) -> dict:
+        if self.trainer == "exact":
+            return {"trainer": "closed-form ridge"}
+        return {"trainer": "full-batch gd", "lr": self.default_lr, "steps": self.train_steps}
+
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return 0.5 * (model(x).squeeze(-1) - y) ** 2
 

@@ -1,0 +1,47 @@
+"""Shared recipe for small classifiers: cross-entropy, SGD, and batched ensemble training."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.task import Split, StepHook, Task
+from oracles.batched import SGDRecipe, fit_loop, fit_stacked
+
+
+class ClassifierTask(Task):
+    """A classification task trained with ``SGDRecipe``; subclasses declare the recipe's fields.
+
+    Expected dataclass fields: ``epochs``, ``batch_size``, ``lr``, ``momentum``, ``weight_decay`` and
+    ``batched`` (train an ensemble with vmap; False falls back to one model at a time).
+    """
+
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    batched: bool
+
+    def recipe(self) -> SGDRecipe:
+        return SGDRecipe(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
+                         weight_decay=self.weight_decay)
+
+    def training_recipe(self) -> dict:
+        return {"optimizer": "sgd", "schedule": "linear-decay", **self.recipe().as_dict()}
+
+    @staticmethod
+    def output_loss(outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(outputs.float(), y, reduction="none")
+
+    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.output_loss(model(x), y)
+
+    def train(self, model: nn.Module, data: Split, seed: int, *, max_steps: int | None = None,
+              on_step: StepHook | None = None) -> nn.Module:
+        return fit_loop(model, data, seed, self.recipe(), self.output_loss, max_steps=max_steps, on_step=on_step)
+
+    def train_many(self, models: list[nn.Module], data: Split, seeds: list[int]) -> list[nn.Module]:
+        if not self.batched or len(models) == 1:
+            return super().train_many(models, data, seeds)
+        return fit_stacked(models, data, seeds, self.recipe(), self.output_loss)

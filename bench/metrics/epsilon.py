@@ -1,0 +1,217 @@
+"""NeurIPS 2023 unlearning-challenge metric: per-example epsilon, forget score, final score.
+
+For each forget example, an attacker sees one model's confidence statistic and
+must tell "unlearned" from "retrained". The best threshold attack's (FPR, FNR)
+is turned into an (epsilon, delta) differential-privacy style epsilon.
+
+Resolved choices (the written definition leaves these open):
+* equal medians: the unlearned sample is the "positive" one;
+* equal ranges: the unlearned sample is the "peaky" one;
+* both samples constant: 0 if the constants are equal (indistinguishable),
+  50 otherwise (perfectly separable).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+from scipy.special import logsumexp
+
+from bench.metrics.klom import check_model_pair
+
+__all__ = ["confidence_statistic", "epsilons", "forget_score", "final_score"]
+
+EPS_CAP = 50.0
+PEAKY_RATIO = 0.01
+GRID_PER_UNIT = 100  # thresholds are spaced about 1/100 apart
+L_SPAN = 4.0  # left edge of a double threshold explores +/-2 around r - width
+_LOG_TINY = math.log(1e-45)
+_ROW_BLOCK = 256  # r values per block in the double-threshold search
+
+
+def confidence_statistic(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """log(p_y + 1e-45) - log(sum_{k!=y} p_k + 1e-45), via log-softmax so it never overflows.
+
+    Summing the other classes' log-probs (instead of 1 - p_y) keeps precision
+    when p_y is close to 1, which is exactly where memorisation shows up.
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels)
+    if z.ndim < 1 or z.shape[-1] < 2:
+        raise ValueError(f"logits must be [..., n_classes] with n_classes >= 2, got shape {z.shape}")
+    if y.shape != z.shape[:-1]:
+        raise ValueError(f"labels shape {y.shape} does not match logits batch shape {z.shape[:-1]}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"labels must be integers, got dtype {y.dtype}")
+    if y.size and (y.min() < 0 or y.max() >= z.shape[-1]):
+        raise ValueError(f"labels must lie in [0, {z.shape[-1]})")
+    if not np.isfinite(z).all():
+        raise ValueError("logits contain NaN or inf")
+    logp = z - logsumexp(z, axis=-1, keepdims=True)
+    idx = y[..., None].astype(np.intp)
+    logp_y = np.take_along_axis(logp, idx, axis=-1)[..., 0]
+    others = logp.copy()
+    np.put_along_axis(others, idx, -np.inf, axis=-1)
+    log_rest = logsumexp(others, axis=-1)
+    return np.logaddexp(logp_y, _LOG_TINY) - np.logaddexp(log_rest, _LOG_TINY)
+
+
+@lru_cache(maxsize=16)
+def _eps_table(n_pos: int, n_neg: int, delta: float) -> np.ndarray:
+    """eps for every (false-positive count, false-negative count); shared by all thresholds.
+
+    Entry [fp, fn] is -inf for thresholds that are discarded (exactly one error
+    rate is zero), +inf when both are zero, else max(two DP bounds, 0).
+    """
+    fpr = (np.arange(n_neg + 1) / n_neg)[:, None]
+    fnr = (np.arange(n_pos + 1) / n_pos)[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = 1.0 - delta - fpr
+        b = 1.0 - delta - fnr
+        t1 = np.where(a > 0, np.log(np.where(a > 0, a, 1.0)) - np.log(fnr), -np.inf)
+        t2 = np.where(b > 0, np.log(np.where(b > 0, b, 1.0)) - np.log(fpr), -np.inf)
+    table = np.maximum(np.maximum(t1, t2), 0.0)
+    table[0, 1:] = -np.inf
+    table[1:, 0] = -np.inf
+    table[0, 0] = np.inf
+    table.setflags(write=False)
+    return table
+
+
+def _grid_size(width: float) -> int:
+    return max(2, math.ceil(width * GRID_PER_UNIT))
+
+
+def _single_best(pos: np.ndarray, neg: np.ndarray, table: np.ndarray) -> float:
+    """Best 'positive iff c >= t' attack over a pooled-range grid (inputs sorted)."""
+    lo, hi = min(pos[0], neg[0]), max(pos[-1], neg[-1])
+    t = np.linspace(lo, hi, _grid_size(hi - lo))
+    fp = neg.size - np.searchsorted(neg, t, side="left")
+    fn = np.searchsorted(pos, t, side="left")
+    return float(table[fp, fn].max())
+
+
+def _merged_counts(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pool both sorted samples so one searchsorted yields counts for both.
+
+    The first k pooled values are exactly those below a key, so cum_pos[k] /
+    cum_neg[k] are the per-sample counts; ties between samples do not matter.
+    """
+    pooled = np.concatenate([pos, neg])
+    order = np.argsort(pooled, kind="stable")
+    cum_pos = np.zeros(pooled.size + 1, dtype=np.intp)
+    np.cumsum(order < pos.size, out=cum_pos[1:])
+    cum_neg = np.arange(pooled.size + 1, dtype=np.intp) - cum_pos
+    return pooled[order], cum_pos, cum_neg
+
+
+def _double_best(pos: np.ndarray, neg: np.ndarray, peaky_is_pos: bool, table: np.ndarray) -> float:
+    """Best attack labelling [l, r] as the peaky sample's class (inputs sorted).
+
+    Rows of r are processed in blocks so a very wide peaky sample (many r values)
+    cannot allocate an unbounded (n_r x 400) grid at once.
+    """
+    peaky = pos if peaky_is_pos else neg
+    lo_p, hi_p = peaky[0], peaky[-1]
+    width = hi_p - lo_p
+    rights = np.linspace(lo_p + width - 2, hi_p + 2, _grid_size(width))
+    n_left = math.ceil(L_SPAN * GRID_PER_UNIT)
+    pooled, cum_pos, cum_neg = _merged_counts(pos, neg)
+    flat_table = table.ravel()
+    best = -np.inf
+    for start in range(0, rights.size, _ROW_BLOCK):
+        right = rights[start : start + _ROW_BLOCK]
+        left = np.linspace(right - width - 2, right - width + 2, n_left, axis=1)
+        k_r = np.searchsorted(pooled, right, side="right")[:, None]  # values <= r
+        k_l = np.searchsorted(pooled, left.ravel(), side="left").reshape(left.shape)  # values < l
+        in_pos = np.maximum(cum_pos[k_r] - cum_pos[k_l], 0)  # l > r gives an empty interval
+        in_neg = np.maximum(cum_neg[k_r] - cum_neg[k_l], 0)
+        if peaky_is_pos:
+            fp, fn = in_neg, pos.size - in_pos
+        else:
+            fp, fn = neg.size - in_neg, in_pos
+        best = max(best, float(flat_table.take(fp * (pos.size + 1) + fn).max()))
+    return best
+
+
+def _example_epsilon(u: np.ndarray, r: np.ndarray, delta: float) -> float:
+    """Challenge epsilon for one example; u and r are sorted 1-D samples."""
+    u_pos = np.median(u) >= np.median(r)
+    range_u, range_r = u[-1] - u[0], r[-1] - r[0]
+    small, large = min(range_u, range_r), max(range_u, range_r)
+    if large == 0:
+        return 0.0 if u[0] == r[0] else EPS_CAP
+    if small / large < PEAKY_RATIO:
+        return EPS_CAP
+    pos, neg = (u, r) if u_pos else (r, u)
+    peaky_is_pos = (range_u <= range_r) == u_pos
+    table = _eps_table(pos.size, neg.size, float(delta))
+    best = _single_best(pos, neg, table)
+    if best < np.inf:  # a perfect split already hits the cap; the double family cannot beat it
+        best = max(best, _double_best(pos, neg, peaky_is_pos, table))
+    return float(min(max(best, 0.0), EPS_CAP))
+
+
+def epsilons(unlearned_confs: np.ndarray, retrained_confs: np.ndarray, delta: float = 1e-5) -> np.ndarray:
+    """Per-example epsilon in [0, 50] from [n_models, n_points] confidence statistics."""
+    if not 0 < delta < 1:
+        raise ValueError(f"delta must be in (0, 1), got {delta!r}")
+    u, r = check_model_pair(
+        unlearned_confs, retrained_confs, ("unlearned_confs", "retrained_confs"), allow_inf=False
+    )
+    u = np.sort(u, axis=0).T.copy()
+    r = np.sort(r, axis=0).T.copy()
+    return np.array([_example_epsilon(u[i], r[i], delta) for i in range(u.shape[0])])
+
+
+def forget_score(eps: np.ndarray, n_models: int) -> float:
+    """Mean bucket value: eps in [0.5k, 0.5k+0.5) is worth 2^-k while 0.5(k+1) <= ceil(ln(n_models-1)).
+
+    The cap on buckets reflects that with n_models samples epsilons above about
+    ln(n_models - 1) cannot be told apart from "perfectly distinguishable".
+    """
+    if isinstance(n_models, bool) or not isinstance(n_models, (int, np.integer)):
+        raise ValueError(f"n_models must be an integer, got {n_models!r}")
+    if n_models < 3:
+        raise ValueError(
+            f"n_models must be >= 3: with {n_models} models ceil(ln(n_models - 1)) <= 0, so no bucket exists"
+        )
+    arr = np.asarray(eps, dtype=np.float64)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"eps must be a non-empty 1-D array, got shape {arr.shape}")
+    if np.isnan(arr).any():
+        raise ValueError("eps contains NaN")
+    if (arr < 0).any():
+        raise ValueError("eps must be non-negative")
+    n_buckets = 2 * math.ceil(math.log(n_models - 1))
+    k = np.floor(np.minimum(arr, n_buckets) * 2.0)  # eps*2 is exact, so bucket edges are exact
+    values = np.where(k < n_buckets, np.exp2(-np.minimum(k, n_buckets)), 0.0)
+    return float(values.mean())
+
+
+def final_score(
+    forget_score: float,
+    retain_acc_unlearned: float,
+    retain_acc_retrained: float,
+    test_acc_unlearned: float,
+    test_acc_retrained: float,
+) -> float:
+    """F * (RA_U / RA_R) * (TA_U / TA_R): forgetting only counts if utility is kept."""
+    values = {
+        "forget_score": forget_score,
+        "retain_acc_unlearned": retain_acc_unlearned,
+        "retain_acc_retrained": retain_acc_retrained,
+        "test_acc_unlearned": test_acc_unlearned,
+        "test_acc_retrained": test_acc_retrained,
+    }
+    for name, value in values.items():
+        if not np.isfinite(value) or not 0 <= value <= 1:
+            raise ValueError(f"{name} must be a finite number in [0, 1], got {value!r}")
+    for name in ("retain_acc_retrained", "test_acc_retrained"):
+        if values[name] <= 0:
+            raise ValueError(f"{name} must be in (0, 1] since it is a denominator, got {values[name]!r}")
+    ratio_retain = retain_acc_unlearned / retain_acc_retrained
+    ratio_test = test_acc_unlearned / test_acc_retrained
+    return float(forget_score * ratio_retain * ratio_test)

@@ -1,0 +1,211 @@
+"""A content-addressed cache of trained torch models.
+
+Training ensembles (originals, retrained oracles, unlearned models) is the expensive part of a
+benchmark run, so each model is cached on disk under a hash of everything that determines it.
+An entry is only ever handed back after it has been checked against its manifest: a corrupt or
+mismatched entry is logged, deleted and reported as absent, so the caller rebuilds it instead of
+silently scoring a wrong model.
+
+Layout: ``root/<key[:2]>/<key>.safetensors`` with the manifest ``<key>.json`` beside it. The
+tensors are written first and the manifest last, so a manifest's presence means the save finished.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+
+from bench.store import write_atomic, write_json_atomic
+
+FORMAT = 1
+KEY_CHARS = 24
+_MANIFEST_FIELDS = ("format", "key", "spec", "sha256", "tensors", "meta")
+_KEY_PATTERN = re.compile(r"[0-9a-f]{2,64}")
+_READ_ATTEMPTS = 3
+
+
+def _canonical(obj: Any) -> str:
+    """The one JSON spelling of ``obj``: key order, tuples vs lists and odd types stop mattering."""
+    return json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+
+
+def _json_round_trip(obj: Any) -> Any:
+    """What ``obj`` becomes after being written to and read back from a manifest."""
+    return json.loads(_canonical(obj))
+
+
+def cache_key(spec: dict) -> str:
+    """Hash of everything that determines a model, so equal specs share one cache entry."""
+    return hashlib.sha256(_canonical(spec).encode()).hexdigest()[:KEY_CHARS]
+
+
+def default_cache_root() -> Path:
+    """``$BENCH_CACHE`` if set (CI, shared scratch disks), else the per-user cache folder."""
+    override = os.environ.get("BENCH_CACHE")
+    if override:
+        return Path(override).expanduser()
+    return Path.home() / ".cache" / "unlearning-bench"
+
+
+@dataclass
+class CacheEntry:
+    """A verified cached model: its tensors and the extras saved alongside them."""
+
+    state_dict: dict[str, torch.Tensor]
+    meta: dict = field(default_factory=dict)
+
+
+class CorruptEntry(Exception):
+    """Raised inside verification; the message is the reason shown in the log line."""
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _layout(tensors: dict[str, torch.Tensor]) -> dict[str, dict[str, Any]]:
+    """Names, shapes and dtypes: what the manifest promises the tensor file contains."""
+    return {name: {"shape": list(t.shape), "dtype": _dtype_name(t.dtype)} for name, t in tensors.items()}
+
+
+def _detached_cpu_copy(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Fresh contiguous CPU tensors: safetensors rejects views, strides and shared storage."""
+    copies = {}
+    for name, tensor in state_dict.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"cache: state_dict[{name!r}] is a {type(tensor).__name__}, not a tensor")
+        copies[name] = tensor.detach().to("cpu").clone(memory_format=torch.contiguous_format)
+    return copies
+
+
+class ModelStore:
+    """Saves and verifies cached models under ``root``; never returns an entry it could not check."""
+
+    def __init__(self, root: str | Path, log: Callable[[str], None] = lambda m: None) -> None:
+        self.root = Path(root)
+        self.log = log
+
+    def path_for(self, key: str) -> Path:
+        """Where the tensors of ``key`` live; sharded by prefix so no folder grows huge."""
+        if not _KEY_PATTERN.fullmatch(key):
+            raise ValueError(f"cache: {key!r} is not a cache key (expected lowercase hex)")
+        return self.root / key[:2] / f"{key}.safetensors"
+
+    def manifest_path_for(self, key: str) -> Path:
+        """The manifest sits beside the tensors, same stem, ``.json``."""
+        return self.path_for(key).with_suffix(".json")
+
+    def save(self, spec: dict, state_dict: dict[str, torch.Tensor], meta: dict | None = None) -> str:
+        """Store a model under the hash of ``spec``; tensors first, manifest last, both atomic."""
+        key = cache_key(spec)
+        tensors = _detached_cpu_copy(state_dict)
+        data = save_tensors(tensors)
+        manifest = {
+            "format": FORMAT,
+            "key": key,
+            "spec": _json_round_trip(spec),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "tensors": _layout(tensors),
+            "meta": _json_round_trip(dict(meta or {})),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        write_atomic(self.path_for(key), data)
+        write_json_atomic(self.manifest_path_for(key), manifest)
+        return key
+
+    def load(self, spec: dict, device: str | torch.device = "cpu") -> CacheEntry | None:
+        """The cached model for ``spec`` after full verification, or None if absent or discarded."""
+        key = cache_key(spec)
+        tensor_path, manifest_path = self.path_for(key), self.manifest_path_for(key)
+        if not tensor_path.exists() and not manifest_path.exists():
+            return None
+        try:
+            manifest, data = self._read_consistent(tensor_path, manifest_path)
+            tensors = _verify(spec, key, manifest, data)
+        except CorruptEntry as problem:
+            self.log(f"cache: entry {key} is corrupt ({problem}); discarding and rebuilding")
+            self.discard(spec)
+            return None
+        state_dict = {name: t.to(device) for name, t in tensors.items()}
+        return CacheEntry(state_dict=state_dict, meta=manifest["meta"])
+
+    def contains(self, spec: dict) -> bool:
+        """Cheap existence check (no verification): both files are present."""
+        key = cache_key(spec)
+        return self.path_for(key).is_file() and self.manifest_path_for(key).is_file()
+
+    def discard(self, spec: dict) -> None:
+        """Delete the entry for ``spec``; missing files are fine."""
+        key = cache_key(spec)
+        self.path_for(key).unlink(missing_ok=True)
+        self.manifest_path_for(key).unlink(missing_ok=True)
+
+    def _read_consistent(self, tensor_path: Path, manifest_path: Path) -> tuple[dict, bytes]:
+        """Read manifest and tensors as one pair.
+
+        A concurrent writer of the same key replaces the tensors before the manifest, so a reader
+        could pair new tensors with an old manifest and see a false checksum mismatch. Re-reading
+        the manifest after the tensors and retrying if it changed avoids discarding a good entry.
+        """
+        for _ in range(_READ_ATTEMPTS):
+            manifest_bytes = _read_or_raise(manifest_path, "missing manifest")
+            data = _read_or_raise(tensor_path, "missing tensor file")
+            if _read_or_none(manifest_path) == manifest_bytes:
+                break
+        return _parse_manifest(manifest_bytes), data
+
+
+def _read_or_raise(path: Path, reason: str) -> bytes:
+    content = _read_or_none(path)
+    if content is None:
+        raise CorruptEntry(reason)
+    return content
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _parse_manifest(raw: bytes) -> dict:
+    """The manifest as a dict with every field we rely on, or CorruptEntry."""
+    try:
+        manifest = json.loads(raw)
+    except ValueError as err:
+        raise CorruptEntry("unreadable manifest") from err
+    if not isinstance(manifest, dict) or any(name not in manifest for name in _MANIFEST_FIELDS):
+        raise CorruptEntry("unreadable manifest")
+    if (
+        manifest["format"] != FORMAT
+        or not isinstance(manifest["sha256"], str)
+        or not isinstance(manifest["tensors"], dict)
+        or not isinstance(manifest["meta"], dict)
+    ):
+        raise CorruptEntry("unreadable manifest")
+    return manifest
+
+
+def _verify(spec: dict, key: str, manifest: dict, data: bytes) -> dict[str, torch.Tensor]:
+    """Check the entry answers ``spec`` and its bytes are intact; return the CPU tensors."""
+    if manifest["key"] != key or _canonical(manifest["spec"]) != _canonical(spec):
+        raise CorruptEntry("spec mismatch")
+    if hashlib.sha256(data).hexdigest() != manifest["sha256"]:
+        raise CorruptEntry("checksum mismatch")
+    try:
+        tensors = load_tensors(data)
+    except Exception as err:  # safetensors raises its own error types for malformed headers
+        raise CorruptEntry("unreadable tensors") from err
+    if _layout(tensors) != manifest["tensors"]:
+        raise CorruptEntry("tensor layout mismatch")
+    return tensors

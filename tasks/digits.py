@@ -1,0 +1,93 @@
+"""scikit-learn's bundled 8x8 handwritten digits: real images, offline, small enough for big ensembles."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from torch import nn
+
+from bench.classification import ClassifierTask
+from bench.registry import register_task
+from bench.task import Split
+
+
+def make_mlp(width: int) -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
+                         nn.Linear(width, 10))
+
+
+def make_cnn(width: int) -> nn.Module:
+    """Two 3x3 convolutions and a linear head; no batch norm, so ensembles can be trained with vmap."""
+    return nn.Sequential(
+        nn.Conv2d(1, width // 2, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(width // 2, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(width * 16, 10),
+    )
+
+
+@register_task
+@dataclass(kw_only=True)
+class Digits(ClassifierTask):
+    """Handwritten 8x8 digits (1,797 real images, bundled with scikit-learn) with a small MLP or CNN."""
+
+    name = "digits"
+    version = "1"
+    default_lr = 0.01
+    default_batch_size = 64
+
+    arch: Literal["mlp", "cnn"] = "mlp"
+    width: int = 64
+    val_fraction: float = 0.2
+    forget_size: int = 36
+    selector: Literal["random", "skewed"] = "random"
+    skew_classes: int = 2
+    skew_fraction: float = 0.8
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batched: bool = True
+    data_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.val_fraction < 1:
+            raise ValueError("val_fraction must be in (0, 1)")
+        if not 0 <= self.skew_fraction <= 1 or not 1 <= self.skew_classes <= 9:
+            raise ValueError("skew_fraction must be in [0, 1] and skew_classes in 1..9")
+
+    def load(self) -> tuple[Split, Split]:
+        images, labels = load_digits(return_X_y=True)
+        x = torch.tensor(images / 16.0, dtype=torch.float32).view(-1, 1, 8, 8)
+        y = torch.tensor(labels, dtype=torch.long)
+        train_idx, val_idx = train_test_split(np.arange(len(y)), test_size=self.val_fraction,
+                                              random_state=self.data_seed, stratify=labels)
+        train_idx, val_idx = np.sort(train_idx), np.sort(val_idx)
+        return Split(x[train_idx], y[train_idx]), Split(x[val_idx], y[val_idx])
+
+    def make_model(self, seed: int) -> nn.Module:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return make_mlp(self.width) if self.arch == "mlp" else make_cnn(self.width)
+
+    def select_forget(self, train: Split, rng: np.random.Generator) -> np.ndarray:
+        """Random-k, or skewed: ``skew_fraction`` of the set drawn from ``skew_classes`` random classes.
+
+        The skewed selector mirrors paper 002's non-IID forget set (identities chosen with a bias).
+        """
+        if self.selector == "random":
+            return super().select_forget(train, rng)
+        labels = train.y.numpy()
+        classes = rng.choice(10, size=self.skew_classes, replace=False)
+        inside = np.flatnonzero(np.isin(labels, classes))
+        outside = np.flatnonzero(~np.isin(labels, classes))
+        k_in = min(len(inside), int(round(self.skew_fraction * self.forget_size)))
+        k_out = self.forget_size - k_in
+        if k_out > len(outside):
+            raise ValueError(f"forget_size {self.forget_size} is too large for the skewed selector")
+        chosen = np.concatenate([rng.choice(inside, k_in, replace=False), rng.choice(outside, k_out, replace=False)])
+        return np.sort(chosen)
