@@ -37,6 +37,12 @@ class ClassifierTask(Task):
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.output_loss(model(x), y)
 
+    def evaluate(self, model: nn.Module, split: Split) -> dict[str, float]:
+        with torch.no_grad():
+            logits = self.outputs(model, split.x)
+            return {"accuracy": float((logits.argmax(1) == split.y).float().mean()),
+                    "loss": float(self.output_loss(logits, split.y).mean())}
+
     def train(self, model: nn.Module, data: Split, seed: int, *, max_steps: int | None = None,
               on_step: StepHook | None = None) -> nn.Module:
         return fit_loop(model, data, seed, self.recipe(), self.output_loss, max_steps=max_steps, on_step=on_step)

@@ -41,13 +41,61 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--n-models", type=int, default=1, help="originals, oracles and unlearned models (default 1)")
     run.add_argument("--method-arg", action="append", metavar="NAME=VALUE", help="method hyperparameter")
     run.add_argument("--task-arg", action="append", metavar="NAME=VALUE", help="task parameter")
-    run.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    _add_execution_args(run)
+    run.add_argument("--protocol", choices=["independent", "challenge"], default="independent",
+                     help="independent: unlearned model i comes from original i (paper 003); challenge: all "
+                          "from one original (paper 002)")
     run.add_argument("--out", default="results", help="folder for result records (default results/)")
+
+    ora = sub.add_parser("oracles", help="prebuild (and cache) original and oracle ensembles for a task")
+    ora.add_argument("--task", required=True)
+    ora.add_argument("--task-arg", action="append", metavar="NAME=VALUE", help="task parameter")
+    ora.add_argument("--seed", type=int, default=0)
+    ora.add_argument("--forget-size", type=int, help="shortcut for --task-arg forget_size=K")
+    ora.add_argument("--forget-ids", type=_parse_ids, help="explicit forget set: comma-separated train ids")
+    ora.add_argument("--n-models", type=int, default=32)
+    _add_execution_args(ora)
+
+    perf = sub.add_parser("perf", help="measure speed: batched training, epsilon scoring, caching, overhead")
+    perf.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke test")
+    perf.add_argument("--only", action="append", help="run only the named measurement(s)")
 
     rep = sub.add_parser("reproduce", help="regenerate a figure from the source papers")
     rep.add_argument("experiment", help="one of: " + ", ".join(sorted(_experiments())))
     rep.add_argument("--out", default="reports", help="folder for CSV, figures and summary (default reports/)")
     return parser
+
+
+def _add_execution_args(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    cmd.add_argument("--backend", choices=["local", "dask"], default="local",
+                     help="where ensembles train: local processes (default) or a dask.distributed cluster")
+    cmd.add_argument("--workers", type=int, default=1, help="worker processes (local, or a local Dask cluster)")
+    cmd.add_argument("--scheduler", help="address of a running Dask scheduler (with --backend dask)")
+    cmd.add_argument("--cache-dir", help="model cache folder (default $BENCH_CACHE or ~/.cache/unlearning-bench)")
+    cmd.add_argument("--no-cache", action="store_true", help="train everything afresh and cache nothing")
+
+
+def _store(args: argparse.Namespace):
+    from oracles.store import ModelStore, default_cache_root
+    if args.no_cache:
+        return None
+    return ModelStore(args.cache_dir or default_cache_root(), log=_log)
+
+
+def _executor(args: argparse.Namespace):
+    from bench.executor import Executor
+    return Executor(backend=args.backend, workers=args.workers, scheduler=args.scheduler)
+
+
+def _task_from_args(args: argparse.Namespace):
+    task_cls = TASKS.get(args.task)
+    task_args = parse_assignments(args.task_arg, flag="--task-arg")
+    if args.forget_size is not None:
+        if "forget_size" in task_args:
+            raise BenchError("give the forget size once: --forget-size or --task-arg forget_size=..., not both")
+        task_args["forget_size"] = str(args.forget_size)
+    return task_cls.from_strings(task_args, label=f"task '{args.task}'")
 
 
 def _experiments() -> dict:
@@ -78,21 +126,22 @@ def cmd_run(args: argparse.Namespace) -> None:
     from bench.runner import RunSpec, run
     from bench.table import run_table
 
-    method_cls, task_cls = METHODS.get(args.method), TASKS.get(args.task)
-    task_args = parse_assignments(args.task_arg, flag="--task-arg")
-    if args.forget_size is not None:
-        if "forget_size" in task_args:
-            raise BenchError("give the forget size once: --forget-size or --task-arg forget_size=..., not both")
-        task_args["forget_size"] = str(args.forget_size)
+    method_cls = METHODS.get(args.method)
+    task = _task_from_args(args)
     method = method_cls.from_strings(parse_assignments(args.method_arg, flag="--method-arg"),
                                      label=f"method '{args.method}'")
-    task = task_cls.from_strings(task_args, label=f"task '{args.task}'")
-    spec = RunSpec(method=method, task=task, seed=args.seed, n_models=args.n_models,
-                   forget_ids=args.forget_ids, device=args.device)
-    record = run(spec, log=_log)
+    spec = RunSpec(method=method, task=task, seed=args.seed, n_models=args.n_models, forget_ids=args.forget_ids,
+                   device=args.device, protocol=args.protocol, executor=_executor(args))
+    record = run(spec, store=_store(args), log=_log, progress=True)
     path = write_json_atomic(result_path(args.out, record), record)
     print(run_table(record))
     print(f"\nresult record: {path}")
+
+
+def cmd_oracles(args: argparse.Namespace) -> None:
+    from bench.oracle_cli import prebuild
+    print(prebuild(_task_from_args(args), seed=args.seed, n_models=args.n_models, forget_ids=args.forget_ids,
+                   device=args.device, executor=_executor(args), store=_store(args), log=_log))
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
@@ -102,7 +151,8 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         close = difflib.get_close_matches(args.experiment, list(experiments), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         raise BenchError(f"unknown experiment '{args.experiment}'.{hint} Known: {', '.join(sorted(experiments))}")
-    summary = experiments[args.experiment](Path(args.out), log=_log)
+    from bench.experiments import get_experiment
+    summary = get_experiment(args.experiment)(Path(args.out), log=_log)
     print(summary)
 
 
@@ -115,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
             cmd_list()
         elif args.command == "run":
             cmd_run(args)
+        elif args.command == "oracles":
+            cmd_oracles(args)
+        elif args.command == "perf":
+            from bench.perf import run_perf
+            print(run_perf(quick=args.quick, only=args.only, log=_log))
         elif args.command == "reproduce":
             cmd_reproduce(args)
     except BenchError as err:

@@ -1,9 +1,12 @@
-"""Run one method on one task: data, forget set, ensembles, unlearning, evaluation, result record."""
+"""Run one method on one task: data, forget set, ensembles, unlearning, scoring, result record."""
 from __future__ import annotations
 
+import hashlib
+import inspect
+import platform
 import time
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Literal
 
 import numpy as np
 import torch
@@ -11,16 +14,19 @@ from torch import nn
 
 from bench.context import Observer, UnlearnContext
 from bench.errors import BenchError, DivergenceError, ForgetSetError
-from bench.evaluation import compare
+from bench.executor import Executor
 from bench.method import Method
 from bench.optim import weights_finite
 from bench.provenance import provenance
+from bench.scoring import score
 from bench.seeding import derive_seed
 from bench.task import Split, Task, TaskData
-from oracles.ensemble import train_ensemble
+from oracles.ensemble import Ensemble, build_ensemble, model_spec
+from oracles.store import ModelStore, cache_key
 
-RECORD_SCHEMA = 1
+RECORD_SCHEMA = 2
 ObserverFactory = Callable[[int, nn.Module, nn.Module], Observer]
+Log = Callable[[str], None]
 
 
 @dataclass
@@ -33,6 +39,8 @@ class RunSpec:
     n_models: int = 1
     forget_ids: list[int] | None = None
     device: str = "auto"
+    protocol: Literal["independent", "challenge"] = "independent"
+    executor: Executor = field(default_factory=Executor)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -41,7 +49,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise BenchError("--device cuda was requested but no CUDA GPU is available; use --device cpu or auto")
-    if name not in ("cpu",) and not name.startswith("cuda"):
+    if name != "cpu" and not name.startswith("cuda"):
         raise BenchError(f"unknown device {name!r}; use auto, cpu or cuda")
     return torch.device(name)
 
@@ -68,15 +76,8 @@ def resolve_forget_set(task: Task, train: Split, forget_ids: list[int] | None, s
     return np.sort(ids)
 
 
-def _oracle_predictor(task: Task, model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    def predict(x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return task.outputs(model, x).detach()
-    return predict
-
-
 def warm_up() -> None:
-    """Pay torch's one-time lazy imports (the first optimiser pulls in torch._dynamo, about 1 s) before
+    """Pay torch's one-time lazy imports (the first optimiser step pulls in torch._dynamo, about 1 s) before
     anything is timed, so they are not billed to whichever method or model happens to run first."""
     weight = torch.zeros(1, requires_grad=True)
     optimizer = torch.optim.SGD([weight], lr=0.1, momentum=0.9)
@@ -84,61 +85,144 @@ def warm_up() -> None:
     optimizer.step()
 
 
-def run(spec: RunSpec, *, observe: ObserverFactory | None = None,
-        log: Callable[[str], None] = lambda _msg: None) -> dict:
+def _oracle_predictor(task: Task, model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return task.outputs(model, x).detach()
+    return predict
+
+
+def method_code_hash(method: Method) -> str:
+    """Hash of the method's source file, so editing a method invalidates its cached unlearned models."""
+    module = inspect.getmodule(type(method))
+    try:
+        source = inspect.getsource(module) if module else type(method).__qualname__
+    except (OSError, TypeError):
+        source = type(method).__qualname__
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+def reference_retrain_seconds(task: Task, data: TaskData, seed: int, device: torch.device,
+                              store: ModelStore | None) -> float:
+    """Wall-clock of retraining ONE model on the retain set with the task's single-model recipe.
+
+    This is the cost unlearning is compared with; it is measured (or read from the cache entry that
+    recorded it) rather than derived from batched ensemble training, which amortises work across models.
+    """
+    ref_seed = derive_seed(seed, "reference")
+    spec = {**model_spec(task, data.forget_idx, ref_seed), "kind": "reference-retrain", "device": device.type}
+    entry = store.load(spec) if store else None
+    if entry is not None and "train_seconds" in entry.meta:
+        return float(entry.meta["train_seconds"])
+    model = task.make_model(ref_seed).to(device)
+    start = time.perf_counter()
+    task.train(model, data.retain, ref_seed)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    if store is not None:
+        store.save(spec, model.state_dict(), {"train_seconds": seconds, "host": platform.node()})
+    return seconds
+
+
+def _unlearn_all(spec: RunSpec, data: TaskData, device: torch.device, seeds: list[int], originals: Ensemble,
+                 oracles: Ensemble, targets: Ensemble | None, store: ModelStore | None,
+                 observe: ObserverFactory | None, log: Log) -> tuple[list[nn.Module], list[float], list[int], int]:
+    """Unlearn each original (or the single original, under the challenge protocol); cache the results."""
+    method, task = spec.method, spec.task
+    budget = method.steps if isinstance(method.steps, int) else None
+    code = method_code_hash(method)
+    models, seconds, steps, cached = [], [], [], 0
+    for i, seed in enumerate(seeds):
+        source = i if spec.protocol == "independent" else 0
+        original = originals.models[source]
+        unlearned_spec = {
+            "kind": "unlearned", "method": method.name, "params": method.get_params(), "code": code,
+            "original": cache_key(originals.specs[source]), "forget_ids": data.forget_idx.tolist(), "seed": seed,
+            "target": cache_key(targets.specs[i]) if targets else None,
+        }
+        entry = store.load(unlearned_spec) if store is not None and observe is None else None
+        if entry is not None:
+            model = task.make_model(seed)
+            model.load_state_dict(entry.state_dict)
+            models.append(model.to(device).eval())
+            seconds.append(float(entry.meta["unlearn_seconds"]))
+            steps.append(int(entry.meta["steps_used"]))
+            cached += 1
+            continue
+        ctx = UnlearnContext(
+            task=task, data=data, seed=seed, device=device, max_steps=budget,
+            oracle_outputs=_oracle_predictor(task, targets.models[i]) if targets else None,
+            observer=observe(i, original, oracles.models[i]) if observe else None,
+        )
+        start = time.perf_counter()
+        model = method.unlearn(original, ctx)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        elapsed = time.perf_counter() - start
+        if not weights_finite(model):
+            raise DivergenceError(f"{method.name} returned a model with non-finite weights (model {i})")
+        models.append(model.eval())
+        seconds.append(elapsed)
+        steps.append(ctx.steps_used)
+        if store is not None and observe is None:
+            store.save(unlearned_spec, model.state_dict(), {"unlearn_seconds": elapsed, "steps_used": ctx.steps_used})
+    log(f"unlearning with {method.name}: {len(seeds) - cached} run, {cached} cached")
+    return models, seconds, steps, cached
+
+
+def run(spec: RunSpec, *, store: ModelStore | None = None, observe: ObserverFactory | None = None,
+        log: Log = lambda _msg: None, progress: bool = False) -> dict:
     """Run ``spec`` and return its result record (not yet written anywhere)."""
     if spec.n_models < 1:
         raise BenchError(f"--n-models must be at least 1, got {spec.n_models}")
-    method, task = spec.method, spec.task
+    if spec.protocol not in ("independent", "challenge"):
+        raise BenchError(f"unknown protocol {spec.protocol!r}; use independent or challenge")
+    wall_start = time.perf_counter()
+    method, task, n = spec.method, spec.task, spec.n_models
     device = resolve_device(spec.device)
     warm_up()
     train, val = task.load()
     forget_idx = resolve_forget_set(task, train, spec.forget_ids, spec.seed)
     data = TaskData(train, val, forget_idx).to(device)
-    n = spec.n_models
     seeds = {role: [derive_seed(spec.seed, role, i) for i in range(n)]
-             for role in ("original", "oracle", "unlearn", "target")}
-
-    log(f"training {n} original model(s) on {len(train)} points and {n} oracle(s) on {len(data.retain_idx)}")
-    originals = train_ensemble(task, data.train, seeds["original"], device)
-    oracles = train_ensemble(task, data.retain, seeds["oracle"], device)
-    targets = (train_ensemble(task, data.retain, seeds["target"], device)
+             for role in ("original", "oracle", "floor", "unlearn", "target")}
+    if spec.protocol == "challenge":
+        seeds["original"] = seeds["original"][:1]
+    build = dict(device=device, store=store, executor=spec.executor, progress=progress, log=log)
+    none = np.array([], dtype=np.int64)
+    originals = build_ensemble(task, none, seeds["original"], label="originals", **build)
+    oracles = build_ensemble(task, forget_idx, seeds["oracle"], label="oracles", **build)
+    floor = build_ensemble(task, forget_idx, seeds["floor"], label="noise floor", **build) if n >= 2 else None
+    targets = (build_ensemble(task, forget_idx, seeds["target"], label="oracle-matching targets", **build)
                if "oracle_outputs" in method.requires else None)
+    retrain_seconds = reference_retrain_seconds(task, data, spec.seed, device, store)
 
-    log(f"unlearning with {method.name}")
-    unlearned, unlearn_seconds, steps_used = [], [], []
-    budget = method.steps if isinstance(method.steps, int) else None
-    for i in range(n):
-        ctx = UnlearnContext(
-            task=task, data=data, seed=seeds["unlearn"][i], device=device, max_steps=budget,
-            oracle_outputs=_oracle_predictor(task, targets.models[i]) if targets else None,
-            observer=observe(i, originals.models[i], oracles.models[i]) if observe else None,
-        )
-        start = time.perf_counter()
-        model = method.unlearn(originals.models[i], ctx)
-        unlearn_seconds.append(time.perf_counter() - start)
-        if not weights_finite(model):
-            raise DivergenceError(f"{method.name} returned a model with non-finite weights (model {i})")
-        unlearned.append(model.eval())
-        steps_used.append(ctx.steps_used)
-
-    retrain_mean = float(np.mean(oracles.train_seconds))
+    unlearned, unlearn_seconds, steps_used, unlearned_cached = _unlearn_all(
+        spec, data, device, seeds["unlearn"], originals, oracles, targets, store, observe, log)
+    metrics, per_example = score(task, data, unlearned, originals.models, oracles.models,
+                                 floor.models if floor else None, derive_seed(spec.seed, "score"))
     unlearn_mean = float(np.mean(unlearn_seconds))
     return {
         "schema": RECORD_SCHEMA,
-        "method": {"name": method.name, "params": method.get_params()},
-        "task": {"name": task.name, "version": task.version, "params": task.get_params()},
+        "method": {"name": method.name, "params": method.get_params(), "code": method_code_hash(method)},
+        "task": {"name": task.name, "version": task.version, "params": task.get_params(),
+                 "recipe": task.training_recipe()},
         "forget_ids": forget_idx.tolist(),
         "n_models": n,
-        "protocol": "independent",
+        "protocol": spec.protocol,
         "seeds": {"base": spec.seed, **seeds},
         "steps_used": steps_used,
         "timings": {
             "unlearn_seconds_mean": unlearn_mean,
-            "retrain_seconds_mean": retrain_mean,
-            "original_train_seconds_mean": float(np.mean(originals.train_seconds)),
-            "cost_relative_to_retrain": unlearn_mean / retrain_mean if retrain_mean > 0 else float("inf"),
+            "retrain_seconds": retrain_seconds,
+            "cost_relative_to_retrain": unlearn_mean / retrain_seconds if retrain_seconds > 0 else float("inf"),
+            "ensemble_train_seconds_per_model": float(np.nanmean(oracles.train_seconds)),
+            "run_seconds": time.perf_counter() - wall_start,
         },
-        "metrics": compare(task, data, unlearned, originals.models, oracles.models),
-        "provenance": provenance(device),
+        "cache": {"originals": originals.cached, "oracles": oracles.cached,
+                  "floor": floor.cached if floor else 0, "unlearned": unlearned_cached},
+        "metrics": metrics,
+        "per_example": per_example,
+        "provenance": {**provenance(device), "backend": spec.executor.backend, "workers": spec.executor.workers},
     }

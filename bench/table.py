@@ -3,42 +3,71 @@ from __future__ import annotations
 
 import pandas as pd
 
+SPLITS = ("forget", "retain", "val")
 
-def _fmt(value: float) -> str:
-    return f"{value:.4g}"
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _klom_frame(klom: dict) -> pd.DataFrame:
+    rows = {}
+    for split in SPLITS:
+        entry = klom[split]
+        row = {f"{k}": _fmt(v) for k, v in entry["unlearned"].items()}
+        for k, v in entry.get("floor", {}).items():
+            row[f"floor {k}"] = _fmt(v)
+        rows[split] = row
+    return pd.DataFrame(rows).T
+
+
+def _utility_frame(utility: dict) -> pd.DataFrame:
+    rows = {}
+    for split in SPLITS:
+        row = {}
+        for role, values in utility[split].items():
+            for metric, value in values.items():
+                if metric != "loss":
+                    row[f"{metric} {role}"] = _fmt(value)
+        rows[split] = row
+    return pd.DataFrame(rows).T
+
+
+def _challenge_line(challenge: dict) -> str:
+    if "skipped" in challenge:
+        return f"Challenge score: skipped ({challenge['skipped']})"
+    floor = challenge.get("floor", {})
+    return (f"Challenge score (paper 002): forget score F {_fmt(challenge['forget_score'])} "
+            f"(floor {_fmt(floor.get('forget_score'))}), final score {_fmt(challenge['final_score'])} "
+            f"(floor {_fmt(floor.get('final_score'))}), mean epsilon {_fmt(challenge['epsilon_mean'])} "
+            f"(floor {_fmt(floor.get('epsilon_mean'))})")
 
 
 def run_table(record: dict) -> str:
-    """One row per split: each utility metric for original/unlearned/oracle and the margin gap to the oracle."""
-    metrics = record["metrics"]
-    rows = []
-    for split in ("forget", "retain", "val"):
-        entry = metrics[split]
-        row = {"split": split}
-        for key in entry["oracle"]:
-            for role in ("original", "unlearned", "oracle"):
-                row[f"{key} {role}"] = _fmt(entry[role][key])
-        gap = entry["margin_rmse_to_oracle"]
-        row["margin gap original"] = _fmt(gap["original"])
-        row["margin gap unlearned"] = _fmt(gap["unlearned"])
-        rows.append(row)
-    frame = pd.DataFrame(rows).set_index("split")
+    """KLoM per split with its noise floor, the challenge score, utility per split, and cost."""
+    metrics, timing, cache = record["metrics"], record["timings"], record["cache"]
     lines = [
         f"method {record['method']['name']} {record['method']['params']}",
         f"task   {record['task']['name']} v{record['task']['version']} {record['task']['params']}",
-        f"forget set: {len(record['forget_ids'])} points; models: {record['n_models']}; "
-        f"steps used: {max(record['steps_used'])}",
+        f"forget set: {len(record['forget_ids'])} points; models: {record['n_models']} "
+        f"({record['protocol']} protocol); steps used per model: {max(record['steps_used'])}",
         "",
-        frame.to_string(),
-        "",
-        "margin gap = RMS difference of per-example margins (regression: predictions) to the paired oracle",
     ]
+    if metrics["klom"]:
+        lines += ["KLoM, unlearned vs oracle ensembles (lower is better; 'floor' = a second oracle ensemble, "
+                  "what a perfect method scores at this N):", _klom_frame(metrics["klom"]).to_string(), ""]
+    else:
+        lines += ["KLoM: needs --n-models 2 or more", ""]
+    lines += [_challenge_line(metrics["challenge"]), "", "Utility, averaged over models:",
+              _utility_frame(metrics["utility"]).to_string(), ""]
+    gaps = ", ".join(f"{s} {_fmt(metrics['margin_rmse_to_oracle'][s])}" for s in SPLITS)
+    lines.append(f"RMS margin gap to the paired oracle: {gaps}")
     distance = metrics.get("param_distance_to_oracle")
     if distance:
         lines.append(f"weight distance to oracle: original {_fmt(distance['original'])}, unlearned "
                      f"{_fmt(distance['unlearned'])} (relative {_fmt(distance['relative'])})")
-    timing = record["timings"]
-    lines.append(f"time per model: unlearning {timing['unlearn_seconds_mean']:.4f}s, retraining "
-                 f"{timing['retrain_seconds_mean']:.4f}s (cost relative to retraining "
-                 f"{_fmt(timing['cost_relative_to_retrain'])})")
+    lines.append(f"cost: unlearning {timing['unlearn_seconds_mean']:.4g} s/model vs retraining one model "
+                 f"{timing['retrain_seconds']:.4g} s = {_fmt(timing['cost_relative_to_retrain'])}x retraining")
+    lines.append(f"run took {timing['run_seconds']:.3g} s; from cache: {cache['originals']} originals, "
+                 f"{cache['oracles']} oracles, {cache['floor']} floor, {cache['unlearned']} unlearned")
     return "\n".join(lines)

@@ -120,6 +120,12 @@ class Task(Configurable, ABC):
         others = logits.scatter(1, y.view(-1, 1), float("-inf"))
         return correct - torch.logsumexp(others, dim=1)
 
+    def challenge_statistic(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+        """Per-example statistic of the NeurIPS 2023 challenge: log p_y - log sum_{k != y} p_k."""
+        from bench.metrics import confidence_statistic
+        logits = self.outputs(model, x).float().cpu().numpy()
+        return confidence_statistic(logits, y.cpu().numpy())
+
     def evaluate(self, model: nn.Module, split: Split) -> dict[str, float]:
         """Utility metrics of one model on one split (accuracy and mean loss by default)."""
         with torch.no_grad():

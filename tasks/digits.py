@@ -6,8 +6,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 from torch import nn
 
 from bench.classification import ClassifierTask
@@ -61,6 +59,9 @@ class Digits(ClassifierTask):
             raise ValueError("skew_fraction must be in [0, 1] and skew_classes in 1..9")
 
     def load(self) -> tuple[Split, Split]:
+        from sklearn.datasets import load_digits  # deferred: importing scikit-learn costs ~1 s
+        from sklearn.model_selection import train_test_split
+
         images, labels = load_digits(return_X_y=True)
         x = torch.tensor(images / 16.0, dtype=torch.float32).view(-1, 1, 8, 8)
         y = torch.tensor(labels, dtype=torch.long)

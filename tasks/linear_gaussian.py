@@ -96,6 +96,10 @@ class LinearGaussian(Task):
         """For regression the per-example statistic is the prediction itself."""
         return model(x).squeeze(-1)
 
+    def challenge_statistic(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+        """Regression has no class probabilities; the attack statistic is the prediction itself."""
+        return self.margin(model, x, y).detach().cpu().numpy()
+
     def evaluate(self, model: nn.Module, split: Split) -> dict[str, float]:
         with torch.no_grad():
             return {"mse": float((model(split.x).squeeze(-1) - split.y).pow(2).mean())}

@@ -30,13 +30,14 @@ def test_run_writes_a_complete_record(tmp_path, capsys):
     assert "forget" in out and "retain" in out and "val" in out
     [path] = _records(tmp_path)
     record = json.loads(path.read_text())
-    assert record["method"] == {"name": "gdga", "params": {"steps": 7, "lr": None, "batch_size": None,
-                                                           "momentum": 0.0, "forget_weight": 0.01}}
+    assert record["method"]["name"] == "gdga" and len(record["method"]["code"]) == 16
+    assert record["method"]["params"] == {"steps": 7, "lr": None, "batch_size": None, "momentum": 0.0,
+                                          "forget_weight": 0.01}
     assert record["task"]["name"] == "linear-gaussian" and record["task"]["version"] == "1"
     assert record["task"]["params"]["n"] == 30 and record["task"]["params"]["forget_size"] == 3
     assert len(record["forget_ids"]) == 3 and record["seeds"]["base"] == 4
     assert record["steps_used"] == [7]
-    for key in ("unlearn_seconds_mean", "retrain_seconds_mean", "cost_relative_to_retrain"):
+    for key in ("unlearn_seconds_mean", "retrain_seconds", "cost_relative_to_retrain", "run_seconds"):
         assert record["timings"][key] >= 0
     prov = record["provenance"]
     assert prov["packages"]["torch"] and prov["date"] and "git_commit" in prov

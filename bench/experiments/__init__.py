@@ -1,6 +1,12 @@
 """Reproductions of the source papers' figures: ``python -m bench reproduce NAME``."""
 from __future__ import annotations
 
-from bench.experiments.linear_convergence import reproduce as _linear_convergence
+import importlib
+from typing import Callable
 
-EXPERIMENTS = {"linear-convergence": _linear_convergence}
+# name -> module with a ``reproduce(out, log)`` function; imported only when run (they pull in plotting)
+EXPERIMENTS = {"linear-convergence": "bench.experiments.linear_convergence"}
+
+
+def get_experiment(name: str) -> Callable:
+    return importlib.import_module(EXPERIMENTS[name]).reproduce
