@@ -41,7 +41,7 @@ def convergence_curves(steps: int = 300, seeds: tuple[int, ...] = (0, 1, 2, 3, 4
     val_x = task.load()[1].x
     rows: list[dict] = []
     for method_name, label in METHOD_LABELS.items():
-        method = METHODS.get(method_name)(steps=steps, lr=lr)
+        method = METHODS.get(method_name)(steps=steps, lr=lr, momentum=0.0)  # plain GD for every method
         for seed in seeds:
             def observe(_i: int, original: nn.Module, oracle: nn.Module,
                         method_name: str = method_name, label: str = label, seed: int = seed) -> Callable:
