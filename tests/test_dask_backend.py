@@ -19,3 +19,16 @@ def test_dask_local_cluster_equals_local_processes():
     for a, b in zip(local.models, dask.models):
         for p, q in zip(a.parameters(), b.parameters()):
             assert torch.equal(p, q)  # both run one torch thread per worker: bit-identical
+
+
+def test_dask_scheduler_address_is_used():
+    from dask.distributed import LocalCluster
+
+    task = Digits(width=16, epochs=1)
+    kwargs = dict(device=torch.device("cpu"), store=None, label="test", progress=False)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        remote = build_ensemble(task, np.array([], dtype=np.int64), [5, 6], executor=Executor(
+            backend="dask", scheduler=cluster.scheduler_address), **kwargs)
+    local = build_ensemble(task, np.array([], dtype=np.int64), [5, 6], executor=Executor(workers=2), **kwargs)
+    for a, b in zip(local.models, remote.models):
+        assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
