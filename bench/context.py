@@ -19,8 +19,10 @@ Observer = Callable[[int, nn.Module], None]
 class UnlearnContext:
     """Per-model context handed to ``Method.unlearn``.
 
-    ``oracle_outputs`` (present only for methods that require it) maps inputs to the outputs of a model
-    retrained on the retain set; it is never one of the oracles the scorer compares against.
+    Extras, present only for methods that require them: ``oracle_outputs`` maps inputs to the outputs of
+    a model retrained on the retain set (never one of the oracles the scorer compares against);
+    ``recorded_gradients(kind)`` returns the forget set's gradients summed over training ("first-epoch"
+    or "all-epochs"), per parameter name, recorded while this model's original was trained.
     """
 
     task: Task
@@ -29,6 +31,7 @@ class UnlearnContext:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     max_steps: int | None = None
     oracle_outputs: Callable[[torch.Tensor], torch.Tensor] | None = None
+    recorded_gradients: Callable[[str], dict[str, torch.Tensor]] | None = None
     observer: Observer | None = None
     steps_used: int = 0
 

@@ -16,7 +16,11 @@ from bench.task import Task, TaskData
 CONTRACT_BUDGET = 3
 
 
-def tiny_task() -> Task:
+def tiny_task(method_cls: type[Method] | None = None) -> Task:
+    """The linear toy, or a tiny language task for methods that need gradients recorded in training."""
+    if method_cls is not None and "recorded_gradients" in method_cls.requires:
+        from tasks.dave import DaveTiny
+        return DaveTiny(n_layer=2, n_embd=32, epochs=2, vocab_size=300)
     from tasks.linear_gaussian import LinearGaussian
     return LinearGaussian(n=24, d=12, n_val=8, forget_size=4, trainer="gd", train_steps=50, init_scale=1.0)
 
@@ -29,8 +33,19 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def _context(task: Task, data: TaskData, method: Method, seed: int) -> UnlearnContext:
-    oracle_outputs = None
+def _context(task: Task, data: TaskData, method: Method, seed: int, original: nn.Module) -> UnlearnContext:
+    oracle_outputs, recorded = None, None
+    if "recorded_gradients" in method.requires:
+        from bench.recording import totals_from_flat
+        from oracles.ensemble import model_spec
+        from oracles.recorded import record_gradients
+        original_seed = derive_seed(seed, "original")
+        flat = record_gradients(task, data.forget_idx, original_seed, original,
+                                model_spec(task, np.array([], dtype=np.int64), original_seed),
+                                torch.device("cpu"), None).flat
+
+        def recorded(kind: str) -> dict[str, torch.Tensor]:
+            return totals_from_flat(flat, kind)
     if "oracle_outputs" in method.requires:
         oracle_seed = derive_seed(seed, "target")
         oracle = task.train(task.make_model(oracle_seed), data.retain, oracle_seed).eval()
@@ -39,7 +54,7 @@ def _context(task: Task, data: TaskData, method: Method, seed: int) -> UnlearnCo
             with torch.no_grad():
                 return task.outputs(oracle, x)
     return UnlearnContext(task=task, data=data, seed=derive_seed(seed, "unlearn"), max_steps=CONTRACT_BUDGET,
-                          oracle_outputs=oracle_outputs)
+                          oracle_outputs=oracle_outputs, recorded_gradients=recorded)
 
 
 def check_method(method_cls: type[Method], task: Task | None = None, seed: int = 0) -> None:
@@ -56,7 +71,7 @@ def check_method(method_cls: type[Method], task: Task | None = None, seed: int =
         overrides["batch_size"] = 4  # exercise the method's own randomness in the determinism check
     budgeted = method_cls(**{**params, **overrides})
 
-    task = task or tiny_task()
+    task = task or tiny_task(method_cls)
     train, val = task.load()
     forget_idx = task.select_forget(train, np.random.default_rng(seed))
     data = TaskData(train, val, forget_idx)
@@ -65,7 +80,7 @@ def check_method(method_cls: type[Method], task: Task | None = None, seed: int =
     original = task.train(task.make_model(original_seed), train, original_seed).eval()
     before = _snapshot(original)
 
-    ctx = _context(task, data, budgeted, seed)
+    ctx = _context(task, data, budgeted, seed, original)
     out = budgeted.unlearn(original, ctx)
     assert isinstance(out, nn.Module), f"{name}.unlearn must return an nn.Module, got {type(out).__name__}"
     assert out is not original, f"{name}.unlearn must return a new model, not its input"
@@ -78,5 +93,5 @@ def check_method(method_cls: type[Method], task: Task | None = None, seed: int =
     assert shapes_in == shapes_out, f"{name} changed the state-dict keys or shapes"
     assert ctx.steps_used <= CONTRACT_BUDGET, f"{name} took {ctx.steps_used} steps with budget {CONTRACT_BUDGET}"
 
-    again = budgeted.unlearn(original, _context(task, data, budgeted, seed))
+    again = budgeted.unlearn(original, _context(task, data, budgeted, seed, original))
     assert _same(_snapshot(again), _snapshot(out)), f"{name} is not deterministic under a fixed seed"

@@ -21,7 +21,9 @@ from bench.provenance import provenance
 from bench.scoring import score
 from bench.seeding import derive_seed
 from bench.task import Split, Task, TaskData
+from bench.recording import totals_from_flat
 from oracles.ensemble import Ensemble, build_ensemble, model_spec
+from oracles.recorded import RecordedGradients, record_gradients
 from oracles.store import ModelStore, cache_key
 
 RECORD_SCHEMA = 2
@@ -92,6 +94,11 @@ def _oracle_predictor(task: Task, model: nn.Module) -> Callable[[torch.Tensor], 
     return predict
 
 
+def _initial_model(task: Task, seed: int, device: torch.device) -> nn.Module:
+    """The model before training on the task (pretrained weights or a fresh init): the 'before' stage."""
+    return task.make_model(seed).to(device).eval()
+
+
 def method_code_hash(method: Method) -> str:
     """Hash of the method's source file, so editing a method invalidates its cached unlearned models."""
     module = inspect.getmodule(type(method))
@@ -126,13 +133,14 @@ def reference_retrain_seconds(task: Task, data: TaskData, seed: int, device: tor
 
 
 def _unlearn_all(spec: RunSpec, data: TaskData, device: torch.device, seeds: list[int], originals: Ensemble,
-                 oracles: Ensemble, targets: Ensemble | None, store: ModelStore | None,
-                 observe: ObserverFactory | None, log: Log) -> tuple[list[nn.Module], list[float], list[int], int]:
+                 oracles: Ensemble, targets: Ensemble | None, recorded: list[RecordedGradients] | None,
+                 store: ModelStore | None, observe: ObserverFactory | None,
+                 log: Log) -> tuple[list[nn.Module], list[float], list[int], int, list]:
     """Unlearn each original (or the single original, under the challenge protocol); cache the results."""
     method, task = spec.method, spec.task
     budget = method.steps if isinstance(method.steps, int) else None
     code = method_code_hash(method)
-    models, seconds, steps, cached = [], [], [], 0
+    models, seconds, steps, cached, curves = [], [], [], 0, []
     for i, seed in enumerate(seeds):
         source = i if spec.protocol == "independent" else 0
         original = originals.models[source]
@@ -148,12 +156,18 @@ def _unlearn_all(spec: RunSpec, data: TaskData, device: torch.device, seeds: lis
             models.append(model.to(device).eval())
             seconds.append(float(entry.meta["unlearn_seconds"]))
             steps.append(int(entry.meta["steps_used"]))
+            curves.append(entry.meta.get("curve"))
             cached += 1
             continue
+        curve: list[dict] = []
+        observer = observe(i, original, oracles.models[i]) if observe else None
+        if observer is None and i == 0 and task.curve_every > 0:
+            observer = _curve_observer(task, data, curve, original)
         ctx = UnlearnContext(
             task=task, data=data, seed=seed, device=device, max_steps=budget,
             oracle_outputs=_oracle_predictor(task, targets.models[i]) if targets else None,
-            observer=observe(i, original, oracles.models[i]) if observe else None,
+            recorded_gradients=_recorded_lookup(recorded[source]) if recorded else None,
+            observer=observer,
         )
         start = time.perf_counter()
         model = method.unlearn(original, ctx)
@@ -165,10 +179,26 @@ def _unlearn_all(spec: RunSpec, data: TaskData, device: torch.device, seeds: lis
         models.append(model.eval())
         seconds.append(elapsed)
         steps.append(ctx.steps_used)
+        curves.append(curve or None)
         if store is not None and observe is None:
-            store.save(unlearned_spec, model.state_dict(), {"unlearn_seconds": elapsed, "steps_used": ctx.steps_used})
+            store.save(unlearned_spec, model.state_dict(),
+                       {"unlearn_seconds": elapsed, "steps_used": ctx.steps_used, "curve": curve or None})
     log(f"unlearning with {method.name}: {len(seeds) - cached} run, {cached} cached")
-    return models, seconds, steps, cached
+    return models, seconds, steps, cached, curves
+
+
+def _recorded_lookup(recorded: RecordedGradients) -> Callable[[str], dict[str, torch.Tensor]]:
+    return lambda kind: totals_from_flat(recorded.flat, kind)
+
+
+def _curve_observer(task: Task, data: TaskData, curve: list[dict], original: nn.Module) -> Observer:
+    """Record the task's curve metrics at step 0 and every ``task.curve_every`` steps of model 0."""
+    curve.append({"step": 0, **task.curve_point(original, data)})
+
+    def observe(step: int, model: nn.Module) -> None:
+        if step % task.curve_every == 0:
+            curve.append({"step": step, **task.curve_point(model, data)})
+    return observe
 
 
 def run(spec: RunSpec, *, store: ModelStore | None = None, observe: ObserverFactory | None = None,
@@ -196,10 +226,15 @@ def run(spec: RunSpec, *, store: ModelStore | None = None, observe: ObserverFact
     floor = build_ensemble(task, forget_idx, seeds["floor"], label="noise floor", **build) if n >= 2 else None
     targets = (build_ensemble(task, forget_idx, seeds["target"], label="oracle-matching targets", **build)
                if "oracle_outputs" in method.requires else None)
+    recorded = None
+    if "recorded_gradients" in method.requires:
+        log("recording the forget set's gradients by replaying the originals' training")
+        recorded = [record_gradients(task, forget_idx, seed, model, model_spec_, device, store)
+                    for seed, model, model_spec_ in zip(originals.seeds, originals.models, originals.specs)]
     retrain_seconds = reference_retrain_seconds(task, data, spec.seed, device, store)
 
-    unlearned, unlearn_seconds, steps_used, unlearned_cached = _unlearn_all(
-        spec, data, device, seeds["unlearn"], originals, oracles, targets, store, observe, log)
+    unlearned, unlearn_seconds, steps_used, unlearned_cached, curves = _unlearn_all(
+        spec, data, device, seeds["unlearn"], originals, oracles, targets, recorded, store, observe, log)
     metrics, per_example = score(task, data, unlearned, originals.models, oracles.models,
                                  floor.models if floor else None, derive_seed(spec.seed, "score"))
     unlearn_mean = float(np.mean(unlearn_seconds))
@@ -223,6 +258,12 @@ def run(spec: RunSpec, *, store: ModelStore | None = None, observe: ObserverFact
         "cache": {"originals": originals.cached, "oracles": oracles.cached,
                   "floor": floor.cached if floor else 0, "unlearned": unlearned_cached},
         "metrics": metrics,
+        "task_report": task.report(_initial_model(task, seeds["original"][0], device), originals.models[0],
+                                   unlearned[0], data, recorded[0].flat if recorded else None),
+        "curves": curves[0],
+        "recorded_gradients": ({"bytes_by_group": recorded[0].bytes_by_group,
+                                "replay_weight_difference": max(r.replay_weight_difference for r in recorded)}
+                               if recorded else None),
         "per_example": per_example,
         "provenance": {**provenance(device), "backend": spec.executor.backend, "workers": spec.executor.workers},
     }

@@ -97,6 +97,31 @@ class Task(Configurable, ABC):
         """Train several models, one seed each; tasks with small models override this to batch them."""
         return [self.train(model, data, seed) for model, seed in zip(models, seeds)]
 
+    #: record ``curve_point`` every this many unlearning steps of model 0 (0: no curves)
+    curve_every: ClassVar[int] = 0
+
+    def curve_point(self, model: nn.Module, data: TaskData) -> dict[str, float]:
+        """Cheap metrics tracked during unlearning (tasks with ``curve_every`` > 0 define them)."""
+        return {}
+
+    def report(self, initial: nn.Module, original: nn.Module, unlearned: nn.Module, data: TaskData,
+               recorded: dict[str, torch.Tensor] | None) -> dict:
+        """Task-specific results for the record (language tasks: perplexity, ROUGE, influence, texts)."""
+        return {}
+
+    def train_recording(self, model: nn.Module, data: Split, seed: int, recorder) -> nn.Module:
+        """Train like ``train`` while ``recorder`` (a bench.recording.GradientRecorder) stores gradients."""
+        from bench.errors import BenchError
+        raise BenchError(f"task '{self.name}' cannot record gradients during training; methods that need "
+                         "them (stored-ga) run on dave and dave-tiny")
+
+    def layer_groups(self, model: nn.Module) -> dict[str, list[str]]:
+        """Parameter names grouped into layers, in input-to-output order (for layer-selective methods)."""
+        groups: dict[str, list[str]] = {}
+        for name, _ in model.named_parameters():
+            groups.setdefault(name.split(".")[0], []).append(name)
+        return groups
+
     def training_recipe(self) -> dict:
         """The training recipe's hyperparameters, for result records and cache keys."""
         return {}

@@ -6,29 +6,7 @@ import numpy as np
 import pytest
 
 from bench.metrics.klom import klom, klom_summary
-
-
-def slow_klom(unlearned, oracle, bins=20, clip=100.0, floor=1e-5):
-    """Literal reference: one np.histogram pair per point."""
-    unlearned = np.asarray(unlearned, dtype=float)
-    oracle = np.asarray(oracle, dtype=float)
-    out = []
-    for j in range(unlearned.shape[1]):
-        p_s = np.clip(unlearned[:, j], -clip, clip)
-        q_s = np.clip(oracle[:, j], -clip, clip)
-        lo = min(p_s.min(), q_s.min())
-        hi = max(p_s.max(), q_s.max())
-        if lo == hi:
-            out.append(0.0)
-            continue
-        p_counts, _ = np.histogram(p_s, bins=bins, range=(lo, hi))
-        q_counts, _ = np.histogram(q_s, bins=bins, range=(lo, hi))
-        p = p_counts / p_s.size
-        q = q_counts / q_s.size
-        keep = p > 0
-        q_kept = np.maximum(q[keep], floor)
-        out.append(float(np.sum(p[keep] * np.log(p[keep] / q_kept))))
-    return np.array(out)
+from bench.metrics.reference import slow_klom
 
 
 def assert_matches_slow(unlearned, oracle, **kw):
