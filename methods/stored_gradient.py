@@ -66,7 +66,7 @@ class StoredGradientAscent(Method):
         for iteration in range(1, self.steps + 1):
             with torch.no_grad():
                 for name, grad in direction.items():
-                    params[name].add_(grad, alpha=lr)
+                    params[name].add_(grad * lr)  # an overflowing step becomes inf, caught below
             if not weights_finite(model):
                 raise DivergenceError(f"stored-ga diverged at iteration {iteration}: weights are not finite")
             ctx.step_done(model)

@@ -283,7 +283,7 @@ class DaveTiny(Dave):
         if self.model != "tiny":
             return super().make_model(seed)
         from transformers import GPT2Config, GPT2LMHeadModel
-        config = GPT2Config(vocab_size=len(self.tokenizer), n_positions=self.max_length, n_embd=self.n_embd,
+        config = GPT2Config(vocab_size=len(self.tokenizer), n_positions=2 * self.max_length, n_embd=self.n_embd,
                             n_layer=self.n_layer, n_head=4, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                             bos_token_id=self.tokenizer.eos_token_id, eos_token_id=self.tokenizer.eos_token_id)
         config._attn_implementation = "eager"  # influence scores need double backward
