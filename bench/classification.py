@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from typing import ClassVar
+
 from bench.task import Split, StepHook, Task
 from oracles.batched import SGDRecipe, fit_loop, fit_stacked
 
@@ -16,6 +18,7 @@ class ClassifierTask(Task):
     ``batched`` (train an ensemble with vmap; False falls back to one model at a time).
     """
 
+    num_classes: ClassVar[int]
     epochs: int
     batch_size: int
     lr: float

@@ -18,6 +18,9 @@ CONTRACT_BUDGET = 3
 
 def tiny_task(method_cls: type[Method] | None = None) -> Task:
     """The linear toy, or a tiny language task for methods that need gradients recorded in training."""
+    if method_cls is not None and "classification" in method_cls.requires:
+        from tasks.digits import Digits
+        return Digits(width=8, epochs=1, forget_size=8)
     if method_cls is not None and "recorded_gradients" in method_cls.requires:
         from tasks.dave import DaveTiny
         return DaveTiny(n_layer=2, n_embd=32, epochs=2, vocab_size=300)

@@ -17,7 +17,8 @@ class Method(Configurable, ABC):
 
     Hyperparameters are keyword-only ``__init__`` arguments with defaults and no logic (the simplest way:
     ``@dataclass(kw_only=True)``); every method has a ``steps`` budget. ``requires`` names the extras
-    the runner must put in the context (currently ``"oracle_outputs"``).
+    the runner must put in the context (``"oracle_outputs"``, ``"recorded_gradients"``) or the kind of task
+    the method needs (``"classification"``: a ``bench.classification.ClassifierTask``).
     """
 
     name: ClassVar[str]

@@ -78,6 +78,17 @@ def resolve_forget_set(task: Task, train: Split, forget_ids: list[int] | None, s
     return np.sort(ids)
 
 
+def check_compatible(method: Method, task: Task) -> None:
+    """Refuse method/task pairs that cannot work, before any training is spent on them."""
+    from bench.classification import ClassifierTask
+    if "classification" in method.requires and not isinstance(task, ClassifierTask):
+        raise BenchError(f"method '{method.name}' needs a classification task (digits, cifar10, celeba); "
+                         f"'{task.name}' is not one")
+    if "recorded_gradients" in method.requires and type(task).train_recording is Task.train_recording:
+        raise BenchError(f"method '{method.name}' needs gradients recorded during training, which task "
+                         f"'{task.name}' cannot provide; use dave or dave-tiny")
+
+
 def warm_up() -> None:
     """Pay torch's one-time lazy imports (the first optimiser step pulls in torch._dynamo, about 1 s) before
     anything is timed, so they are not billed to whichever method or model happens to run first."""
@@ -210,6 +221,7 @@ def run(spec: RunSpec, *, store: ModelStore | None = None, observe: ObserverFact
         raise BenchError(f"unknown protocol {spec.protocol!r}; use independent or challenge")
     wall_start = time.perf_counter()
     method, task, n = spec.method, spec.task, spec.n_models
+    check_compatible(method, task)
     device = resolve_device(spec.device)
     warm_up()
     train, val = task.load()

@@ -36,6 +36,7 @@ class Digits(ClassifierTask):
     version = "1"
     default_lr = 0.01
     default_batch_size = 64
+    num_classes = 10
 
     arch: Literal["mlp", "cnn"] = "mlp"
     width: int = 64
