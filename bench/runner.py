@@ -254,7 +254,7 @@ def run(spec: RunSpec, *, store: ModelStore | None = None, observe: ObserverFact
         "schema": RECORD_SCHEMA,
         "method": {"name": method.name, "params": method.get_params(), "code": method_code_hash(method)},
         "task": {"name": task.name, "version": task.version, "params": task.get_params(),
-                 "recipe": task.training_recipe()},
+                 "recipe": task.training_recipe(), "label": task.config_label()},
         "forget_ids": forget_idx.tolist(),
         "n_models": n,
         "protocol": spec.protocol,

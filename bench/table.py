@@ -49,6 +49,7 @@ def run_table(record: dict) -> str:
     lines = [
         f"method {record['method']['name']} {record['method']['params']}",
         f"task   {record['task']['name']} v{record['task']['version']} {record['task']['params']}",
+        *([f"NOTE   {record['task']['label']}"] if record["task"].get("label") else []),
         f"forget set: {len(record['forget_ids'])} points; models: {record['n_models']} "
         f"({record['protocol']} protocol); steps used per model: {max(record['steps_used'])}",
         "",

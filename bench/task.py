@@ -164,6 +164,10 @@ class Task(Configurable, ABC):
         """The forget set: ``forget_size`` distinct training positions chosen uniformly at random."""
         return np.sort(rng.choice(len(train), size=self.forget_size, replace=False))
 
+    def config_label(self) -> str:
+        """A warning shown with every result of this configuration (e.g. a reduced CPU setting), or ''."""
+        return ""
+
     @classmethod
     def description(cls) -> str:
         return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
