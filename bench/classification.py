@@ -1,6 +1,7 @@
 """Shared recipe for small classifiers: cross-entropy, SGD, and batched ensemble training."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -50,7 +51,9 @@ class ClassifierTask(Task):
               on_step: StepHook | None = None) -> nn.Module:
         return fit_loop(model, data, seed, self.recipe(), self.output_loss, max_steps=max_steps, on_step=on_step)
 
-    def train_many(self, models: list[nn.Module], data: Split, seeds: list[int]) -> list[nn.Module]:
+    def train_many(self, models: list[nn.Module], data: Split, seeds: list[int],
+                   subsets: list[np.ndarray] | None = None) -> list[nn.Module]:
         if not self.batched or len(models) == 1:
-            return super().train_many(models, data, seeds)
-        return fit_stacked(models, data, seeds, self.recipe(), self.output_loss)
+            return super().train_many(models, data, seeds, subsets)
+        index = None if subsets is None else [torch.as_tensor(s, dtype=torch.long) for s in subsets]
+        return fit_stacked(models, data, seeds, self.recipe(), self.output_loss, index)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {list,run,reproduce}``."""
+"""Command line: ``python -m bench {list,run,oracles,perf,reproduce,report}``."""
 from __future__ import annotations
 
 import argparse
@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--protocol", choices=["independent", "challenge"], default="independent",
                      help="independent: unlearned model i comes from original i (paper 003); challenge: all "
                           "from one original (paper 002)")
+    run.add_argument("--metrics", action="append", choices=["ulira"], default=[],
+                     help="extra metrics: ulira (U-LiRA and a population membership-inference attack)")
     run.add_argument("--out", default="results", help="folder for result records (default results/)")
 
     ora = sub.add_parser("oracles", help="prebuild (and cache) original and oracle ensembles for a task")
@@ -56,6 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     ora.add_argument("--n-models", type=int, default=32)
     _add_execution_args(ora)
 
+    dms = sub.add_parser("datamodels", help="train subset models and fit linear datamodels; report LDS")
+    dms.add_argument("--task", required=True)
+    dms.add_argument("--task-arg", action="append", metavar="NAME=VALUE", help="task parameter")
+    dms.add_argument("--n-models", type=int, default=500, help="subset models (default 500)")
+    dms.add_argument("--alpha", type=float, default=0.5, help="fraction of the train set per model (default 0.5)")
+    dms.add_argument("--seed", type=int, default=0)
+    dms.add_argument("--ridge", type=float, default=1.0, help="ridge penalty of each regression (default 1)")
+    dms.add_argument("--forget-size", type=int, help=argparse.SUPPRESS)
+    _add_execution_args(dms)
+
     perf = sub.add_parser("perf", help="measure speed: batched training, epsilon scoring, caching, overhead")
     perf.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke test")
     perf.add_argument("--only", action="append", help="run only the named measurement(s)")
@@ -63,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("reproduce", help="regenerate a figure from the source papers")
     rep.add_argument("experiment", help="one of: " + ", ".join(sorted(_experiments())))
     rep.add_argument("--out", default="reports", help="folder for CSV, figures and summary (default reports/)")
+
+    board = sub.add_parser("report", help="build one self-contained HTML leaderboard from every result record")
+    board.add_argument("--results", default="results", help="folder searched recursively for records (default results/)")
+    board.add_argument("--out", default="reports/index.html", help="HTML file to write (default reports/index.html)")
     return parser
 
 
@@ -131,7 +147,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     method = method_cls.from_strings(parse_assignments(args.method_arg, flag="--method-arg"),
                                      label=f"method '{args.method}'")
     spec = RunSpec(method=method, task=task, seed=args.seed, n_models=args.n_models, forget_ids=args.forget_ids,
-                   device=args.device, protocol=args.protocol, executor=_executor(args))
+                   device=args.device, protocol=args.protocol, executor=_executor(args), metrics=tuple(args.metrics))
     record = run(spec, store=_store(args), log=_log, progress=True)
     path = write_json_atomic(result_path(args.out, record), record)
     print(run_table(record))
@@ -142,6 +158,29 @@ def cmd_oracles(args: argparse.Namespace) -> None:
     from bench.oracle_cli import prebuild
     print(prebuild(_task_from_args(args), seed=args.seed, n_models=args.n_models, forget_ids=args.forget_ids,
                    device=args.device, executor=_executor(args), store=_store(args), log=_log))
+
+
+def cmd_datamodels(args: argparse.Namespace) -> None:
+    from bench.runner import resolve_device
+    from oracles.datamodels import build_datamodels
+    if args.n_models < 10:
+        raise BenchError(f"--n-models must be at least 10 (some are held out to score the datamodels), got {args.n_models}")
+    if not 0 < args.alpha < 1:
+        raise BenchError(f"--alpha must be between 0 and 1, got {args.alpha}")
+    task = _task_from_args(args)
+    if not task.supports_datamodels:
+        raise BenchError(f"task '{task.name}' does not support datamodels (its outputs are not fixed-size)")
+    dm = build_datamodels(task, n_models=args.n_models, alpha=args.alpha, seed=args.seed,
+                          device=resolve_device(args.device), store=_store(args), executor=_executor(args),
+                          ridge=args.ridge, progress=True, log=_log)
+    lds = dm.lds
+    print(f"datamodels for {task.name}: {args.n_models} models on alpha={args.alpha} subsets, "
+          f"{dm.n_train + dm.n_val} targets x {dm.out_dim} outputs")
+    print(f"linear datamodeling score (Spearman, held-out models): {lds['mean']:.3f} "
+          f"(95% CI {lds['ci_low']:.3f} to {lds['ci_high']:.3f}; {lds['targets']} targets, "
+          f"{lds['held_out_models']} held-out models)")
+    source = "loaded from the cache; training took" if dm.cached else "trained now in"
+    print(f"datamodels {source} {dm.train_seconds:.1f} s")
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
@@ -156,6 +195,11 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     print(summary)
 
 
+def cmd_report(args: argparse.Namespace) -> None:
+    from bench.report.build import build_report
+    print(build_report(Path(args.results), Path(args.out), log=_log))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -167,11 +211,15 @@ def main(argv: list[str] | None = None) -> int:
             cmd_run(args)
         elif args.command == "oracles":
             cmd_oracles(args)
+        elif args.command == "datamodels":
+            cmd_datamodels(args)
         elif args.command == "perf":
             from bench.perf import run_perf
             print(run_perf(quick=args.quick, only=args.only, log=_log))
         elif args.command == "reproduce":
             cmd_reproduce(args)
+        elif args.command == "report":
+            cmd_report(args)
     except BenchError as err:
         _log(f"error: {err}")
         return err.exit_code

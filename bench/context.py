@@ -32,6 +32,7 @@ class UnlearnContext:
     max_steps: int | None = None
     oracle_outputs: Callable[[torch.Tensor], torch.Tensor] | None = None
     recorded_gradients: Callable[[str], dict[str, torch.Tensor]] | None = None
+    datamodels: object | None = None  # oracles.datamodels.Datamodels, for methods that require "datamodels"
     observer: Observer | None = None
     steps_used: int = 0
 

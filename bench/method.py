@@ -23,6 +23,9 @@ class Method(Configurable, ABC):
 
     name: ClassVar[str]
     requires: ClassVar[frozenset[str]] = frozenset()
+    #: "model": unlearn returns weights of the original's architecture; "predictions": it returns a wrapper
+    #: that only predicts the unlearned outputs (datamodel-direct), which is scored but not cached.
+    output: ClassVar[str] = "model"
     steps: int
 
     @abstractmethod

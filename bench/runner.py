@@ -43,6 +43,7 @@ class RunSpec:
     device: str = "auto"
     protocol: Literal["independent", "challenge"] = "independent"
     executor: Executor = field(default_factory=Executor)
+    metrics: tuple[str, ...] = ()  # extra metrics: "ulira" (U-LiRA and a population membership attack)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -84,6 +85,9 @@ def check_compatible(method: Method, task: Task) -> None:
     if "classification" in method.requires and not isinstance(task, ClassifierTask):
         raise BenchError(f"method '{method.name}' needs a classification task (digits, cifar10, celeba); "
                          f"'{task.name}' is not one")
+    if "datamodels" in method.requires and not task.supports_datamodels:
+        raise BenchError(f"method '{method.name}' needs datamodels, which task '{task.name}' does not support "
+                         "(its outputs are not fixed-size); use linear-gaussian, digits or cifar10")
     if "recorded_gradients" in method.requires and type(task).train_recording is Task.train_recording:
         raise BenchError(f"method '{method.name}' needs gradients recorded during training, which task "
                          f"'{task.name}' cannot provide; use dave or dave-tiny")
@@ -145,7 +149,7 @@ def reference_retrain_seconds(task: Task, data: TaskData, seed: int, device: tor
 
 def _unlearn_all(spec: RunSpec, data: TaskData, device: torch.device, seeds: list[int], originals: Ensemble,
                  oracles: Ensemble, targets: Ensemble | None, recorded: list[RecordedGradients] | None,
-                 store: ModelStore | None, observe: ObserverFactory | None,
+                 datamodels: object | None, store: ModelStore | None, observe: ObserverFactory | None,
                  log: Log) -> tuple[list[nn.Module], list[float], list[int], int, list]:
     """Unlearn each original (or the single original, under the challenge protocol); cache the results."""
     method, task = spec.method, spec.task
@@ -178,7 +182,7 @@ def _unlearn_all(spec: RunSpec, data: TaskData, device: torch.device, seeds: lis
             task=task, data=data, seed=seed, device=device, max_steps=budget,
             oracle_outputs=_oracle_predictor(task, targets.models[i]) if targets else None,
             recorded_gradients=_recorded_lookup(recorded[source]) if recorded else None,
-            observer=observer,
+            datamodels=datamodels, observer=observer,
         )
         start = time.perf_counter()
         model = method.unlearn(original, ctx)
@@ -191,7 +195,7 @@ def _unlearn_all(spec: RunSpec, data: TaskData, device: torch.device, seeds: lis
         seconds.append(elapsed)
         steps.append(ctx.steps_used)
         curves.append(curve or None)
-        if store is not None and observe is None:
+        if store is not None and observe is None and method.output == "model":
             store.save(unlearned_spec, model.state_dict(),
                        {"unlearn_seconds": elapsed, "steps_used": ctx.steps_used, "curve": curve or None})
     log(f"unlearning with {method.name}: {len(seeds) - cached} run, {cached} cached")
@@ -243,12 +247,21 @@ def run(spec: RunSpec, *, store: ModelStore | None = None, observe: ObserverFact
         log("recording the forget set's gradients by replaying the originals' training")
         recorded = [record_gradients(task, forget_idx, seed, model, model_spec_, device, store)
                     for seed, model, model_spec_ in zip(originals.seeds, originals.models, originals.specs)]
+    datamodels = None
+    if "datamodels" in method.requires:
+        from oracles.datamodels import build_datamodels
+        datamodels = build_datamodels(task, n_models=method.datamodel_models, alpha=method.alpha, seed=spec.seed,
+                                      device=device, store=store, executor=spec.executor, progress=progress, log=log)
     retrain_seconds = reference_retrain_seconds(task, data, spec.seed, device, store)
 
     unlearned, unlearn_seconds, steps_used, unlearned_cached, curves = _unlearn_all(
-        spec, data, device, seeds["unlearn"], originals, oracles, targets, recorded, store, observe, log)
+        spec, data, device, seeds["unlearn"], originals, oracles, targets, recorded, datamodels, store, observe, log)
     metrics, per_example = score(task, data, unlearned, originals.models, oracles.models,
                                  floor.models if floor else None, derive_seed(spec.seed, "score"))
+    if "ulira" in spec.metrics:
+        from bench.privacy import membership_metrics
+        metrics.update(membership_metrics(task, data, unlearned, oracles.models, floor.models if floor else None,
+                                          derive_seed(spec.seed, "score")))
     unlearn_mean = float(np.mean(unlearn_seconds))
     return {
         "schema": RECORD_SCHEMA,
@@ -265,6 +278,7 @@ def run(spec: RunSpec, *, store: ModelStore | None = None, observe: ObserverFact
             "retrain_seconds": retrain_seconds,
             "cost_relative_to_retrain": unlearn_mean / retrain_seconds if retrain_seconds > 0 else float("inf"),
             "ensemble_train_seconds_per_model": float(np.nanmean(oracles.train_seconds)),
+            "precompute_seconds": datamodels.train_seconds if datamodels is not None else 0.0,
             "run_seconds": time.perf_counter() - wall_start,
         },
         "cache": {"originals": originals.cached, "oracles": oracles.cached,
@@ -273,6 +287,8 @@ def run(spec: RunSpec, *, store: ModelStore | None = None, observe: ObserverFact
         "task_report": task.report(_initial_model(task, seeds["original"][0], device), originals.models[0],
                                    unlearned[0], data, recorded[0].flat if recorded else None),
         "curves": curves[0],
+        "datamodels": ({"n_models": method.datamodel_models, "alpha": method.alpha, "lds": datamodels.lds}
+                       if datamodels is not None else None),
         "recorded_gradients": ({"bytes_by_group": recorded[0].bytes_by_group,
                                 "replay_weight_difference": max(r.replay_weight_difference for r in recorded)}
                                if recorded else None),

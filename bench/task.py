@@ -75,6 +75,8 @@ class Task(Configurable, ABC):
     default_batch_size: ClassVar[int | None] = 64
     #: True when training has one optimum (convex objective), so distance in weight space is meaningful.
     unique_optimum: ClassVar[bool] = False
+    #: outputs have a fixed size per example, so datamodels can predict them
+    supports_datamodels: ClassVar[bool] = True
     forget_size: int
 
     @abstractmethod
@@ -93,9 +95,13 @@ class Task(Configurable, ABC):
         ``max_steps`` caps optimiser steps (None: the full recipe); ``on_step`` is called after each one.
         """
 
-    def train_many(self, models: list[nn.Module], data: Split, seeds: list[int]) -> list[nn.Module]:
-        """Train several models, one seed each; tasks with small models override this to batch them."""
-        return [self.train(model, data, seed) for model, seed in zip(models, seeds)]
+    def train_many(self, models: list[nn.Module], data: Split, seeds: list[int],
+                   subsets: list[np.ndarray] | None = None) -> list[nn.Module]:
+        """Train several models, one seed each (model i on ``data.subset(subsets[i])`` when given);
+        tasks with small models override this to batch them."""
+        if subsets is None:
+            return [self.train(model, data, seed) for model, seed in zip(models, seeds)]
+        return [self.train(model, data.subset(idx), seed) for model, idx, seed in zip(models, subsets, seeds)]
 
     #: record ``curve_point`` every this many unlearning steps of model 0 (0: no curves)
     curve_every: ClassVar[int] = 0
@@ -140,7 +146,12 @@ class Task(Configurable, ABC):
 
     def margin(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-example scalar statistic compared across models: correct logit minus logsumexp of the rest."""
-        logits = self.outputs(model, x)
+        return self.margin_from_outputs(self.outputs(model, x), y)
+
+    def margin_from_outputs(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The margin computed from outputs (also from outputs a datamodel predicts)."""
+        logits = outputs.float()
+        y = y.to(logits.device)
         correct = logits.gather(1, y.view(-1, 1)).squeeze(1)
         others = logits.scatter(1, y.view(-1, 1), float("-inf"))
         return correct - torch.logsumexp(others, dim=1)

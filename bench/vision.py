@@ -156,6 +156,7 @@ class VisionTaskMixin:
     that marks reduced CPU configurations in every result."""
 
     full_width: int = 64
+    batched = False  # batch norm: one model at a time
 
     def outputs(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         device = next(model.parameters()).device
@@ -174,9 +175,6 @@ class VisionTaskMixin:
               on_step: StepHook | None = None) -> nn.Module:
         return fit_vision(model, data, seed, self.recipe(), self.smoothed_loss, max_steps=max_steps,
                           on_step=on_step)
-
-    def train_many(self, models: list[nn.Module], data: Split, seeds: list[int]) -> list[nn.Module]:
-        return [self.train(model, data, seed) for model, seed in zip(models, seeds)]
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.smoothed_loss(self.outputs(model, x), y.to(next(model.parameters()).device), 0.0)

@@ -30,21 +30,29 @@ class OracleMatching(Method):
     momentum: float = 0.9  # without it, matching logits on digits oscillates at the task's step size
     retain_sample: int = 1000  # retain points drawn once (capped at the retain size)
 
-    def matching_set(self, ctx: UnlearnContext) -> Split:
-        """The points whose outputs are matched: a fixed random retain sample, plus the forget set."""
+    def matching_ids(self, ctx: UnlearnContext) -> np.ndarray:
+        """Training ids whose outputs are matched: a fixed random retain sample, plus the forget set."""
         retain_idx = ctx.data.retain_idx
         take = min(self.retain_sample, len(retain_idx))
         chosen = np.sort(ctx.rng.choice(retain_idx, size=take, replace=False))
         if self.include_forget:
             chosen = np.concatenate([ctx.data.forget_idx, chosen])
-        return ctx.data.train.subset(chosen)
+        return chosen
 
-    def unlearn(self, model: nn.Module, ctx: UnlearnContext) -> nn.Module:
+    def matching_set(self, ctx: UnlearnContext) -> Split:
+        return ctx.data.train.subset(self.matching_ids(ctx))
+
+    def target_outputs(self, model: nn.Module, ctx: UnlearnContext, ids: np.ndarray, x: torch.Tensor) -> torch.Tensor:
+        """What the outputs should become: the oracle's (subclasses predict them instead)."""
         if ctx.oracle_outputs is None:
             raise RuntimeError(f"{self.name} needs oracle outputs; the runner provides them when asked")
-        points = self.matching_set(ctx)
+        return ctx.oracle_outputs(x)
+
+    def unlearn(self, model: nn.Module, ctx: UnlearnContext) -> nn.Module:
+        ids = self.matching_ids(ctx)
+        points = ctx.data.train.subset(ids)
         with torch.no_grad():
-            targets = Split(points.x, ctx.oracle_outputs(points.x))
+            targets = Split(points.x, self.target_outputs(model, ctx, ids, points.x))
         batches = ctx.batches(targets, ctx.batch_size(self.batch_size))
         task = ctx.task
 

@@ -37,12 +37,12 @@ class SGDRecipe:
         return self.epochs * -(-n // self.batch_size)
 
 
-def batch_order(n: int, recipe: SGDRecipe, seed: int) -> Iterator[torch.Tensor]:
-    """The index batches one model sees, epoch by epoch, from its own seed."""
+def batch_order(n: int, recipe: SGDRecipe, seed: int, subset: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+    """The index batches one model sees, epoch by epoch, from its own seed (drawn from ``subset`` if given)."""
     gen = torch_generator(seed)
     for _ in range(recipe.epochs):
-        perm = torch.randperm(n, generator=gen)
-        yield from perm.split(recipe.batch_size)
+        perm = torch.randperm(n if subset is None else len(subset), generator=gen)
+        yield from (perm if subset is None else subset[perm]).split(recipe.batch_size)
 
 
 def _optimizer(params: list[torch.Tensor], recipe: SGDRecipe, total: int):
@@ -81,8 +81,12 @@ def fit_loop(model: nn.Module, data: Split, seed: int, recipe: SGDRecipe, loss_f
 
 
 def fit_stacked(models: list[nn.Module], data: Split, seeds: list[int], recipe: SGDRecipe,
-                loss_fn: LossFn) -> list[nn.Module]:
-    """Train ``models`` (same architecture, different inits) together, each on its own batch order."""
+                loss_fn: LossFn, subsets: list[torch.Tensor] | None = None) -> list[nn.Module]:
+    """Train ``models`` (same architecture, different inits) together, each on its own batch order.
+
+    With ``subsets`` (equal-sized index tensors, one per model), model i trains only on ``subsets[i]``:
+    how datamodel ensembles of random half-datasets are trained in one batch.
+    """
     if len(models) != len(seeds):
         raise ValueError("need one seed per model")
     device = next(models[0].parameters()).device
@@ -93,9 +97,13 @@ def fit_stacked(models: list[nn.Module], data: Split, seeds: list[int], recipe: 
         return loss_fn(functional_call(skeleton, (p, b), (x,)), y).float().mean()
 
     batched_loss = vmap(one_model_loss)
-    total = recipe.total_steps(len(data))
+    if subsets is not None and len({len(s) for s in subsets}) != 1:
+        raise ValueError("batched subset training needs subsets of equal size")
+    size = len(data) if subsets is None else len(subsets[0])
+    total = recipe.total_steps(size)
     opt, sched = _optimizer(list(params.values()), recipe, total)
-    orders = [batch_order(len(data), recipe, seed) for seed in seeds]
+    orders = [batch_order(len(data), recipe, seed, None if subsets is None else subsets[i])
+              for i, seed in enumerate(seeds)]
     for step_batches in zip(*orders):
         idx = torch.stack(step_batches).to(device)  # [models, batch]
         with _autocast(device):

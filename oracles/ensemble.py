@@ -41,21 +41,32 @@ def model_spec(task: Task, excluded_ids: np.ndarray, seed: int) -> dict:
             "seed": int(seed)}
 
 
+def kept_ids(n: int, excluded_ids: np.ndarray) -> np.ndarray:
+    return np.setdiff1d(np.arange(n), excluded_ids)
+
+
 def training_split(task: Task, excluded_ids: np.ndarray) -> Split:
     train, _ = task.load()
     keep = np.setdiff1d(np.arange(len(train)), excluded_ids)
     return train.subset(keep)
 
 
-def train_chunk(task: Task, excluded_ids: np.ndarray, seeds: list[int], device: str,
+def train_chunk(task: Task, excluded_ids: np.ndarray | list[np.ndarray], seeds: list[int], device: str,
                 threads: int | None = None) -> list[tuple[dict[str, torch.Tensor], float]]:
-    """Train one model per seed (batched when the task can); runs in a worker, so it reloads the data itself."""
+    """Train one model per seed (batched when the task can); runs in a worker, so it reloads the data itself.
+
+    ``excluded_ids`` is one array for all models, or one per model (datamodel subsets).
+    """
     if threads is not None:
         torch.set_num_threads(threads)
-    data = training_split(task, excluded_ids).to(device)
     models = [task.make_model(seed).to(device) for seed in seeds]
     start = time.perf_counter()
-    trained = task.train_many(models, data, seeds)
+    if isinstance(excluded_ids, list):
+        train, _ = task.load()
+        subsets = [kept_ids(len(train), ex) for ex in excluded_ids]
+        trained = task.train_many(models, train.to(device), seeds, subsets)
+    else:
+        trained = task.train_many(models, training_split(task, excluded_ids).to(device), seeds)
     per_model = (time.perf_counter() - start) / len(seeds)
     return [({k: v.detach().cpu() for k, v in m.state_dict().items()}, per_model) for m in trained]
 

@@ -48,6 +48,7 @@ class Dave(Task):
     default_batch_size = None  # the whole forget/retain set per step: it is at most 20 sentences
     forget_size: ClassVar[int] = 1
     curve_every: ClassVar[int] = 2
+    supports_datamodels: ClassVar[bool] = False
 
     model: str = "gpt2"
     target: str = "Dave is working on building a custom guitar."

@@ -28,7 +28,7 @@ class LinearGaussian(Task):
     """Ridge regression on n Gaussian points in d dims labelled by a noisy linear function (exact oracle)."""
 
     name = "linear-gaussian"
-    version = "1"
+    version = "2"
     default_lr = 0.1  # below 2/L: the largest curvature of the retain objective is about (sqrt(d)+sqrt(n))^2/n
     default_batch_size = None  # full-batch gradient descent, as in the paper's analysis
     unique_optimum = True
@@ -39,9 +39,10 @@ class LinearGaussian(Task):
     noise: float = 0.1
     ridge: float = 1e-3
     forget_size: int = 5
-    trainer: Literal["exact", "gd"] = "exact"
+    trainer: Literal["exact", "gd", "sgd"] = "exact"  # sgd: mini-batches of sgd_batch, so models vary by seed
     train_steps: int = 500
     init_scale: float = 0.0
+    sgd_batch: int = 10
     data_seed: int = 0
 
     def __post_init__(self) -> None:
@@ -72,9 +73,12 @@ class LinearGaussian(Task):
             return model
         steps = self.train_steps if max_steps is None else min(max_steps, self.train_steps)
         optimizer = torch.optim.SGD(model.parameters(), lr=self.default_lr)
+        gen = torch_generator(seed)
         for _ in range(steps):
             optimizer.zero_grad(set_to_none=True)
-            objective = self.loss(model, data.x, data.y).mean() + self.regularizer(model)
+            batch = (torch.randint(len(data), (self.sgd_batch,), generator=gen) if self.trainer == "sgd"
+                     else slice(None))
+            objective = self.loss(model, data.x[batch], data.y[batch]).mean() + self.regularizer(model)
             objective.backward()
             optimizer.step()
             if on_step is not None:
@@ -84,7 +88,8 @@ class LinearGaussian(Task):
     def training_recipe(self) -> dict:
         if self.trainer == "exact":
             return {"trainer": "closed-form ridge"}
-        return {"trainer": "full-batch gd", "lr": self.default_lr, "steps": self.train_steps}
+        batch = self.sgd_batch if self.trainer == "sgd" else "full"
+        return {"trainer": self.trainer, "batch": batch, "lr": self.default_lr, "steps": self.train_steps}
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return 0.5 * (model(x).squeeze(-1) - y) ** 2
@@ -95,6 +100,9 @@ class LinearGaussian(Task):
     def margin(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """For regression the per-example statistic is the prediction itself."""
         return model(x).squeeze(-1)
+
+    def margin_from_outputs(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return outputs.squeeze(-1)
 
     def challenge_statistic(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
         """Regression has no class probabilities; the attack statistic is the prediction itself."""

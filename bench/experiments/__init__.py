@@ -4,9 +4,15 @@ from __future__ import annotations
 import importlib
 from typing import Callable
 
-# name -> module with a ``reproduce(out, log)`` function; imported only when run (they pull in plotting)
-EXPERIMENTS = {"linear-convergence": "bench.experiments.linear_convergence"}
+# name -> "module" (its ``reproduce(out, log)``) or "module:function"; imported only when run (they pull in plotting)
+EXPERIMENTS = {
+    "linear-convergence": "bench.experiments.linear_convergence",
+    "dave-layers": "bench.experiments.dave:reproduce_layers",
+    "dave-epochs": "bench.experiments.dave:reproduce_epochs",
+    "dm-pareto": "bench.experiments.dm_pareto",
+}
 
 
 def get_experiment(name: str) -> Callable:
-    return importlib.import_module(EXPERIMENTS[name]).reproduce
+    module, _, function = EXPERIMENTS[name].partition(":")
+    return getattr(importlib.import_module(module), function or "reproduce")

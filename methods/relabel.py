@@ -1,0 +1,119 @@
+"""Random-label fine-tuning and SalUn (saliency-masked random labels) for classifiers."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from bench.context import UnlearnContext
+from bench.method import Method
+from bench.optim import clone, descend
+from bench.registry import register_method
+from bench.task import Split
+
+
+def random_wrong_labels(y: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
+    """One label per example drawn uniformly from the ``num_classes - 1`` classes other than its own."""
+    shift = torch.randint(1, num_classes, tuple(y.shape), generator=generator, device=generator.device)
+    return (y + shift.to(y.device)) % num_classes
+
+
+def random_label_objective(ctx: UnlearnContext, batch_size: int | None) -> Callable[[nn.Module], torch.Tensor]:
+    """The shared objective: cross-entropy on a forget batch relabelled with random wrong classes, plus
+    cross-entropy on a retain batch. Each forget example keeps the one wrong label drawn for it here."""
+    task, size = ctx.task, ctx.batch_size(batch_size)
+    relabelled = Split(ctx.forget.x, random_wrong_labels(ctx.forget.y, task.num_classes, ctx.generator))
+    forget, retain = ctx.batches(relabelled, size), ctx.batches(ctx.retain, size)
+
+    def objective(m: nn.Module) -> torch.Tensor:
+        f, r = next(forget), next(retain)
+        return task.loss(m, f.x, f.y).mean() + task.loss(m, r.x, r.y).mean()
+
+    return objective
+
+
+@register_method
+@dataclass(kw_only=True)
+class RandomLabel(Method):
+    """Random labels: fine-tune on the forget set relabelled with random wrong classes, plus retain CE."""
+
+    name = "random-label"
+    requires = frozenset({"classification"})
+
+    # The random-label baseline of Golatkar et al. 2020 / Graves et al. 2021 ("Amnesiac Machine Learning"), as
+    # run in SalUn (Fan et al. 2024): SGD, momentum 0.9, forget data with random labels trained together with
+    # retain data. Each step takes one forget and one retain batch at equal weight; each forget example
+    # keeps one wrong label, drawn once from ctx.generator (SalUn's code relabels the forget set once too).
+    steps: int = 100
+    lr: float | None = None
+    batch_size: int | None = None
+    momentum: float = 0.9
+
+    def unlearn(self, model: nn.Module, ctx: UnlearnContext) -> nn.Module:
+        return descend(clone(model), random_label_objective(ctx, self.batch_size), steps=self.steps,
+                       lr=ctx.lr(self.lr), ctx=ctx, momentum=self.momentum, label=self.name)
+
+
+def saliency_mask(model: nn.Module, ctx: UnlearnContext, fraction: float,
+                  batch_size: int | None) -> dict[str, torch.Tensor]:
+    """Boolean masks marking the ``fraction`` of all weights with the largest |gradient| of the forget loss.
+
+    The gradient is that of the mean forget-set cross-entropy at the original weights, accumulated over
+    the forget set in order (no optimiser step, so it does not count against the budget); the threshold
+    is global, over every parameter tensor at once.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"mask_fraction must be in [0, 1], got {fraction}")
+    task, forget = ctx.task, ctx.forget
+    probe = clone(model).eval()
+    probe.zero_grad(set_to_none=True)
+    n = len(forget)
+    size = ctx.batch_size(batch_size) or n
+    for start in range(0, n, size):
+        x, y = forget.x[start:start + size], forget.y[start:start + size]
+        (task.loss(probe, x, y).sum() / n).backward()
+    named = [(name, p) for name, p in probe.named_parameters()]
+    saliency = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).abs().flatten()
+                          for _, p in named])
+    keep = int(round(fraction * saliency.numel()))
+    flat = torch.zeros(saliency.numel(), dtype=torch.bool, device=saliency.device)
+    if keep > 0:
+        flat[torch.topk(saliency, keep, sorted=False).indices] = True
+    masks, offset = {}, 0
+    for name, p in named:
+        masks[name] = flat[offset:offset + p.numel()].view_as(p)
+        offset += p.numel()
+    return masks
+
+
+@register_method
+@dataclass(kw_only=True)
+class SalUn(Method):
+    """SalUn: random-label unlearning that updates only the weights most salient to the forget loss."""
+
+    name = "salun"
+    requires = frozenset({"classification"})
+
+    # Fan et al. 2024 ("SalUn: Empowering Machine Unlearning via Gradient-based Weight Saliency"):
+    # mask threshold at the median (top 50% of |grad|), random-label objective, SGD momentum 0.9.
+    steps: int = 100
+    lr: float | None = None
+    batch_size: int | None = None
+    momentum: float = 0.9
+    mask_fraction: float = 0.5
+
+    def unlearn(self, model: nn.Module, ctx: UnlearnContext) -> nn.Module:
+        masks = saliency_mask(model, ctx, self.mask_fraction, self.batch_size)
+        student = clone(model)
+        # zero the gradient of unmasked weights before it reaches the optimiser: with no weight decay their
+        # momentum stays zero too, so they come back bitwise unchanged
+        handles = [p.register_hook(lambda g, keep=masks[name]: torch.where(keep, g, torch.zeros_like(g)))
+                   for name, p in student.named_parameters()]
+        try:
+            return descend(student, random_label_objective(ctx, self.batch_size), steps=self.steps,
+                           lr=ctx.lr(self.lr), ctx=ctx, momentum=self.momentum, label=self.name)
+        finally:
+            for handle in handles:
+                handle.remove()
