@@ -28,6 +28,7 @@ from bench.errors import BenchError
 from bench.executor import Executor
 from bench.metrics import epsilons, klom
 from bench.metrics.reference import slow_epsilons, slow_klom
+from bench.perf_vision import format_vision_training, measure_vision_training
 from bench.runner import RunSpec, resolve_device, run, warm_up
 from bench.task import Split
 from oracles.batched import SGDRecipe, batch_order
@@ -358,6 +359,8 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
     Measurement("epsilon", "Epsilon and KLoM scoring", measure_epsilon, format_epsilon),
     Measurement("cache", "Model cache", measure_cache, format_cache),
     Measurement("overhead", "Harness overhead over a bare PyTorch loop", measure_overhead, format_overhead),
+    Measurement("vision-training", "CIFAR-10 training throughput", measure_vision_training,
+                format_vision_training),
 )}
 
 

@@ -126,7 +126,7 @@ def fit_vision(model: nn.Module, data: Split, seed: int, recipe: VisionRecipe, l
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=True,
                           weight_decay=recipe.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total - s) / (total - warmup)))
+        opt, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
     images, labels = data.x.to(device), data.y.to(device)
     step = 0
     model.train()

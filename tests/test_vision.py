@@ -157,3 +157,17 @@ def test_celeba_trains_and_unlearns_on_cpu(tmp_path):
                        identity_fraction=0.2)
     record = run(RunSpec(method=METHODS.get("gdga")(steps=2), task=task, n_models=2))
     assert "accuracy" in record["metrics"]["utility"]["forget"]["unlearned"]
+
+
+def test_recipe_survives_a_single_step():
+    """One step means warm-up covers the whole schedule; the decay must not divide by zero."""
+    from bench.task import Split
+    task = Cifar10(width=4, epochs=1, batch_size=64)
+    data = Split(torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8), torch.randint(0, 10, (8,)))
+    task.train(task.make_model(0), data, 0)
+
+
+def test_perf_reports_vision_throughput():
+    from bench.perf import run_perf
+    report = run_perf(quick=True, only=["vision-training"], log=lambda _m: None)
+    assert "images/s per model" in report and "models share the device" in report
