@@ -25,6 +25,9 @@ from oracles.ensemble import model_spec, train_chunk
 from oracles.store import ModelStore
 
 
+MAX_WEIGHT_BYTES = 8e9
+
+
 @dataclass
 class Datamodels:
     """Outputs [targets, out_dim] predicted as bias + mask @ weights; targets are train then validation points."""
@@ -119,7 +122,15 @@ def build_datamodels(task: Task, *, n_models: int, alpha: float, seed: int, devi
     """Train (or load) the subset models, fit the datamodels and score them on held-out subset models."""
     from sklearn.linear_model import Ridge
 
+    from bench.errors import BenchError
+
     train, val = task.load()
+    outputs_per_target = int(np.prod(task.outputs(task.make_model(0), train.x[:1]).shape[1:]))
+    weight_bytes = 4 * len(train) * (len(train) + len(val)) * outputs_per_target
+    if weight_bytes > MAX_WEIGHT_BYTES:
+        raise BenchError(f"datamodels for every train and validation output of '{task.name}' would need "
+                         f"{weight_bytes / 1e9:.0f} GB of weights (limit {MAX_WEIGHT_BYTES / 1e9:.0f} GB); "
+                         "restricting datamodels to a sample of target points is not implemented yet")
     spec = {"kind": "datamodels", "task": task.name, "version": task.version, "params": task.get_params(),
             "recipe": task.training_recipe(), "n_models": n_models, "alpha": alpha, "seed": seed, "ridge": ridge,
             "holdout": holdout}
