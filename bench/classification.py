@@ -12,6 +12,19 @@ from bench.task import Split, StepHook, Task
 from oracles.batched import SGDRecipe, fit_loop, fit_stacked
 
 
+def skewed_forget_set(labels: np.ndarray, classes: np.ndarray, size: int, fraction: float,
+                      rng: np.random.Generator) -> np.ndarray:
+    """A non-IID forget set: ``fraction`` of ``size`` points from ``classes``, the rest from the others
+    (the class-level analogue of paper 002's identity-skewed forget set)."""
+    in_classes = np.isin(labels, classes)
+    inside, outside = np.flatnonzero(in_classes), np.flatnonzero(~in_classes)
+    k_in = min(len(inside), int(round(fraction * size)))
+    if size - k_in > len(outside):
+        raise ValueError(f"forget set of {size} is too large for the skewed selector")
+    chosen = np.concatenate([rng.choice(inside, k_in, replace=False), rng.choice(outside, size - k_in, replace=False)])
+    return np.sort(chosen)
+
+
 class ClassifierTask(Task):
     """A classification task trained with ``SGDRecipe``; subclasses declare the recipe's fields.
 

@@ -52,15 +52,17 @@ def _context(task: Task, data: TaskData, method: Method, seed: int, original: nn
                                 model_spec(task, np.array([], dtype=np.int64), original_seed),
                                 torch.device("cpu"), None).flat
 
-        def recorded(kind: str) -> dict[str, torch.Tensor]:
+        def lookup(kind: str) -> dict[str, torch.Tensor]:
             return totals_from_flat(flat, kind)
+        recorded = lookup
     if "oracle_outputs" in method.requires:
         oracle_seed = derive_seed(seed, "target")
         oracle = task.train(task.make_model(oracle_seed), data.retain, oracle_seed).eval()
 
-        def oracle_outputs(x: torch.Tensor) -> torch.Tensor:
+        def predict(x: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
                 return task.outputs(oracle, x)
+        oracle_outputs = predict
     return UnlearnContext(task=task, data=data, seed=derive_seed(seed, "unlearn"), max_steps=CONTRACT_BUDGET,
                           oracle_outputs=oracle_outputs, recorded_gradients=recorded, datamodels=datamodels)
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.classification import ClassifierTask
 from bench.task import Split, StepHook
 
 
@@ -150,13 +152,23 @@ def fit_vision(model: nn.Module, data: Split, seed: int, recipe: VisionRecipe, l
     return model.eval()
 
 
-class VisionTaskMixin:
-    """What CIFAR-10 and CelebA share: uint8 images on the device, normalised inside ``outputs``, the
-    fast recipe for training, one model at a time (batch norm rules out vmap ensembles), and a label
-    that marks reduced CPU configurations in every result."""
+@dataclass(kw_only=True)
+class VisionTask(ClassifierTask):
+    """What CIFAR-10 and CelebA share: data from ``data_root`` (torchvision layout), uint8 images on the
+    device normalised inside ``outputs``, the fast recipe, one model at a time (batch norm rules out vmap
+    ensembles), and a label that marks reduced CPU configurations in every result."""
 
-    full_width: int = 64
-    batched = False  # batch norm: one model at a time
+    full_width: ClassVar[int] = 64
+    batched: ClassVar[bool] = False
+
+    data_root: str = "~/data"
+    download: bool = False
+    verify: bool = True  # torchvision's md5 checks of the dataset files
+    subset: int = 0  # train on the first N training images (0: all); for CPU runs
+    width: int = 64
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    compile: bool = False
 
     def outputs(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         device = next(model.parameters()).device

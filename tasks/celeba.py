@@ -10,11 +10,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.classification import ClassifierTask
 from bench.errors import BenchError
 from bench.registry import register_task
 from bench.task import Split
-from bench.vision import VisionTaskMixin, resnet18
+from bench.vision import VisionTask, resnet18
 
 CELEBA_FILES = ["list_attr_celeba.txt", "identity_CelebA.txt", "list_eval_partition.txt", "list_bbox_celeba.txt",
                 "list_landmarks_align_celeba.txt"]
@@ -51,7 +50,7 @@ def load_images(dataset, image_size: int, limit: int) -> tuple[torch.Tensor, tor
 
 @register_task
 @dataclass(kw_only=True)
-class CelebAFaces(VisionTaskMixin, ClassifierTask):
+class CelebAFaces(VisionTask):
     """CelebA with ResNet-18: predict an attribute, forget all images of 2% of identities (non-IID)."""
 
     name = "celeba"
@@ -60,23 +59,15 @@ class CelebAFaces(VisionTaskMixin, ClassifierTask):
     default_batch_size = 256
     num_classes = 2
 
-    data_root: str = "~/data"
-    download: bool = False
-    verify: bool = True
     target: str = "Young"  # the attribute to predict; paper 002 predicts age
     identity_fraction: float = 0.02
     skew_attribute: str = "Young"
     skew: float = 4.0  # identities with the attribute are (1 + skew) times as likely to be forgotten
     image_size: int = 64
-    subset: int = 0  # first N training images (0: all); for CPU runs
-    width: int = 64
     epochs: int = 30  # as in paper 002
     batch_size: int = 256
     lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
     label_smoothing: float = 0.0
-    compile: bool = False
 
     @property
     def forget_size(self) -> int:  # set by the identity selector, not a parameter

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.classification import ClassifierTask
+from bench.classification import skewed_forget_set
 from bench.errors import BenchError
 from bench.registry import register_task
 from bench.task import Split
-from bench.vision import VisionTaskMixin, resnet9
+from bench.vision import VisionTask, resnet9
 
 CIFAR_FILES = ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch",
                "batches.meta"]
@@ -42,7 +42,7 @@ def read_cifar10(root: str, train: bool, download: bool, verify: bool) -> tuple[
 
 @register_task
 @dataclass(kw_only=True)
-class Cifar10(VisionTaskMixin, ClassifierTask):
+class Cifar10(VisionTask):
     """CIFAR-10 (50,000 train / 10,000 test images) with a ResNet-9 and a fast one-cycle GPU recipe."""
 
     name = "cifar10"
@@ -51,21 +51,13 @@ class Cifar10(VisionTaskMixin, ClassifierTask):
     default_batch_size = 256
     num_classes = 10
 
-    data_root: str = "~/data"
-    download: bool = False
-    verify: bool = True
-    subset: int = 0  # train on the first N training images (0: all); for CPU runs
-    width: int = 64
     forget_size: int = 100
     selector: Literal["random", "skewed"] = "random"
     skew_fraction: float = 0.8
     epochs: int = 16
     batch_size: int = 512
     lr: float = 0.2
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
     label_smoothing: float = 0.2
-    compile: bool = False
 
     def load(self) -> tuple[Split, Split]:
         x_train, y_train = read_cifar10(self.data_root, True, self.download, self.verify)
@@ -84,10 +76,5 @@ class Cifar10(VisionTaskMixin, ClassifierTask):
         """Random-k, or skewed: ``skew_fraction`` of the set from one random class (non-IID)."""
         if self.selector == "random":
             return super().select_forget(train, rng)
-        labels = train.y.numpy()
-        cls = rng.integers(self.num_classes)
-        inside, outside = np.flatnonzero(labels == cls), np.flatnonzero(labels != cls)
-        k_in = min(len(inside), int(round(self.skew_fraction * self.forget_size)))
-        chosen = np.concatenate([rng.choice(inside, k_in, replace=False),
-                                 rng.choice(outside, self.forget_size - k_in, replace=False)])
-        return np.sort(chosen)
+        classes = rng.choice(self.num_classes, size=1, replace=False)
+        return skewed_forget_set(train.y.numpy(), classes, self.forget_size, self.skew_fraction, rng)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.classification import ClassifierTask
+from bench.classification import ClassifierTask, skewed_forget_set
 from bench.registry import register_task
 from bench.task import Split
 
@@ -83,13 +83,5 @@ class Digits(ClassifierTask):
         """
         if self.selector == "random":
             return super().select_forget(train, rng)
-        labels = train.y.numpy()
-        classes = rng.choice(10, size=self.skew_classes, replace=False)
-        inside = np.flatnonzero(np.isin(labels, classes))
-        outside = np.flatnonzero(~np.isin(labels, classes))
-        k_in = min(len(inside), int(round(self.skew_fraction * self.forget_size)))
-        k_out = self.forget_size - k_in
-        if k_out > len(outside):
-            raise ValueError(f"forget_size {self.forget_size} is too large for the skewed selector")
-        chosen = np.concatenate([rng.choice(inside, k_in, replace=False), rng.choice(outside, k_out, replace=False)])
-        return np.sort(chosen)
+        classes = rng.choice(self.num_classes, size=self.skew_classes, replace=False)
+        return skewed_forget_set(train.y.numpy(), classes, self.forget_size, self.skew_fraction, rng)

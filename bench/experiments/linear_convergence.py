@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Callable
 
 import matplotlib
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
