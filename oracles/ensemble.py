@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from bench.errors import DivergenceError
 from bench.executor import Executor
 from bench.task import Split, Task
 from oracles.store import ModelStore
@@ -68,6 +69,10 @@ def train_chunk(task: Task, excluded_ids: np.ndarray | list[np.ndarray], seeds: 
     else:
         trained = task.train_many(models, training_split(task, excluded_ids).to(device), seeds)
     per_model = (time.perf_counter() - start) / len(seeds)
+    for seed, model in zip(seeds, trained):
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+            raise DivergenceError(f"training {task.name} with seed {seed} diverged (non-finite weights); "
+                                  "lower the task's learning rate (--task-arg lr=...) or check its parameters")
     return [({k: v.detach().cpu() for k, v in m.state_dict().items()}, per_model) for m in trained]
 
 

@@ -72,7 +72,7 @@ class LinearGaussian(Task):
                 model.weight.copy_(ridge_solution(data.x, data.y, self.ridge).view(1, -1))
             return model
         steps = self.train_steps if max_steps is None else min(max_steps, self.train_steps)
-        optimizer = torch.optim.SGD(model.parameters(), lr=self.default_lr)
+        optimizer = torch.optim.SGD(model.parameters(), lr=self.train_lr())
         gen = torch_generator(seed)
         for _ in range(steps):
             optimizer.zero_grad(set_to_none=True)
@@ -85,11 +85,19 @@ class LinearGaussian(Task):
                 on_step(model)
         return model
 
+    def train_lr(self) -> float:
+        """The task's step size, capped for mini-batches at b / (sqrt(d) + sqrt(b))^2: half the stability
+        limit 2/L, with L the largest curvature of a b-point Gaussian batch (Marchenko-Pastur edge)."""
+        if self.trainer != "sgd":
+            return self.default_lr
+        b = min(self.sgd_batch, self.n)
+        return min(self.default_lr, b / (np.sqrt(self.d) + np.sqrt(b)) ** 2)
+
     def training_recipe(self) -> dict:
         if self.trainer == "exact":
             return {"trainer": "closed-form ridge"}
         batch = self.sgd_batch if self.trainer == "sgd" else "full"
-        return {"trainer": self.trainer, "batch": batch, "lr": self.default_lr, "steps": self.train_steps}
+        return {"trainer": self.trainer, "batch": batch, "lr": self.train_lr(), "steps": self.train_steps}
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return 0.5 * (model(x).squeeze(-1) - y) ** 2

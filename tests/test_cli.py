@@ -33,7 +33,7 @@ def test_run_writes_a_complete_record(tmp_path, capsys):
     assert record["method"]["name"] == "gdga" and len(record["method"]["code"]) == 16
     assert record["method"]["params"] == {"steps": 7, "lr": None, "batch_size": None, "momentum": 0.0,
                                           "forget_weight": 0.01}
-    assert record["task"]["name"] == "linear-gaussian" and record["task"]["version"] == "1"
+    assert record["task"]["name"] == "linear-gaussian" and record["task"]["version"] == "2"
     assert record["task"]["params"]["n"] == 30 and record["task"]["params"]["forget_size"] == 3
     assert len(record["forget_ids"]) == 3 and record["seeds"]["base"] == 4
     assert record["steps_used"] == [7]
@@ -55,7 +55,7 @@ def test_explicit_forget_ids_are_used(tmp_path):
     (["--method", "gdga", "--task", "linear-gausian"], "Did you mean: linear-gaussian"),
     (["--method", "gdga", *TINY, "--method-arg", "stepz=3"], "Did you mean 'steps'"),
     (["--method", "gdga", *TINY, "--method-arg", "lr=fast"], "'lr' expects float | None, got 'fast'"),
-    (["--method", "gdga", *TINY, "--task-arg", "trainer=sgd"], "'trainer' expects 'exact' | 'gd'"),
+    (["--method", "gdga", *TINY, "--task-arg", "trainer=adam"], "'trainer' expects 'exact' | 'gd' | 'sgd'"),
     (["--method", "gdga", *TINY, "--forget-ids", ""], "forget set is empty"),
     (["--method", "gdga", *TINY, "--forget-ids", "1,2,2"], "repeats ids [2]"),
     (["--method", "gdga", *TINY, "--forget-ids", "1,30"], "out of range"),
@@ -76,6 +76,20 @@ def test_divergence_exits_3_and_writes_nothing(tmp_path, capsys):
     assert code == 3
     assert "diverged at iteration" in err and "no result was written" in err
     assert not list(tmp_path.rglob("*"))
+
+
+def test_default_sized_sgd_trainer_is_stable(tmp_path):
+    assert main(["run", "--method", "noop", "--task", "linear-gaussian", "--task-arg", "trainer=sgd",
+                 "--n-models", "2", "--out", str(tmp_path)]) == 0
+
+
+def test_diverging_training_is_a_clear_error(tmp_path, capsys):
+    from tasks.linear_gaussian import LinearGaussian
+    assert LinearGaussian(trainer="sgd").train_lr() < 0.05  # capped below the default 0.1 for d=400, batch 10
+    code = main(["run", "--method", "noop", "--task", "digits", "--task-arg", "lr=1e9", "--task-arg", "epochs=1",
+                 "--task-arg", "width=8", "--out", str(tmp_path)])
+    assert code == 3
+    assert "diverged" in capsys.readouterr().err and not list(tmp_path.rglob("*.json"))
 
 
 def test_module_entry_point_exit_code():
