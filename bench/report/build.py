@@ -3,6 +3,8 @@
 Everything a record or a user provides (method parameters, generated text, file names, task labels) goes
 through ``html.escape`` before it reaches the page, and the page's Content-Security-Policy allows only the
 template's own inline script (by hash), so nothing smuggled into a record can run when the page is opened.
+That script sorts a table when a header is clicked; a URL fragment ``#sort=<table-id>:<column-index>`` clicks
+that header on load (deep links, and the headless-browser test, which has no other way to click).
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ HIGHER_BETTER = {"accuracy", "forget_score", "final_score"}
 POINTS_MARK = "\u2020"  # dagger: interval from the per-example values of a single record
 FLOOR_TITLE = ("noise floor: a second, independently retrained oracle ensemble scored like a method; what a "
                "perfect method scores with this many models")
-LEGEND = ("\u00b1: half-width of a 95% confidence interval. \u201cCI: t over seeds\u201d: a row that averages "
+LEGEND = ("\u00b1: half-width of a 95% confidence interval. \u201ct over seeds\u201d: a row that averages "
           "several records (same method and parameters, different seeds) gets a Student-t interval over its records; "
           f"a single record gets none, except that ({POINTS_MARK}) its KLoM means carry \u00b11.96 standard errors "
           "of the per-example KLoM. Noise-floor rows (a second oracle ensemble) are pinned below the methods.")
@@ -308,7 +310,7 @@ def aggregate(values: list[float | None], points: list[list[float] | None] | Non
     mean = float(np.mean(finite))
     if len(finite) >= 2:
         return Cell(mean, t_half_width(finite), "t", len(finite))
-    per_point = next((p for p in (points or []) if p), None)
+    per_point = next((p for v, p in zip(values, points or []) if v is not None), None)
     if per_point is not None and len(per_point) >= 2:
         se = float(np.std(per_point, ddof=1) / math.sqrt(len(per_point)))
         return Cell(mean, 1.96 * se, "points", 1)
@@ -434,7 +436,7 @@ def display_path(path: Path, out_dir: Path) -> str:
 
 def _header_cell(col: Column, index: int, primary: Column | None) -> str:
     direction = {"lower": "\u2193 better", "higher": "\u2191 better"}.get(col.better, "")
-    interval = f"CI: t over seeds; {POINTS_MARK} 1.96 SE over points" if col.points else "CI: t over seeds"
+    interval = f"95% CI: t over seeds, {POINTS_MARK} SE over points" if col.points else "95% CI: t over seeds"
     sort = "ascending" if col is primary and col.better != "higher" else (
         "descending" if col is primary else "none")
     first = "descending" if col.better == "higher" else "ascending"
@@ -535,7 +537,7 @@ def _generations(rows: list[Row]) -> str:
             cells = [_at(originals, i), *(_at(s, i) for s in stages)]
             label = f"{row.label} {row.detail}".strip()
             lines.append(f'<tr><th scope="row">{esc(label)}</th>'
-                         + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
+                         + "".join(f"<td>{esc(printable(c))}</td>" for c in cells) + "</tr>")
     if not lines:
         return ""
     head = "".join(f'<th scope="col">{h}</th>' for h in ("method", "forget text", "before fine-tuning",
@@ -543,6 +545,11 @@ def _generations(rows: list[Row]) -> str:
     return ('<h3>Generated text for the forget set (prompted with its first words, greedy)</h3>'
             f'<div class="scroll"><table class="gen"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(lines)}</tbody></table></div>')
+
+
+def printable(text: str) -> str:
+    """Generated text can hold control characters (invalid in HTML): show them as U+FFFD."""
+    return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "\ufffd", text)
 
 
 def _texts(value: Any) -> list[str]:
@@ -578,7 +585,8 @@ def _figures(rows: list[Row], floors: list[Row]) -> str:
         _figure(figures.klom_distributions(recs, floor_recs), "per-example KLoM per split and method",
                 "Per-example KLoM on each split (all records of a row pooled), with the noise floor."),
         _figure(figures.epsilon_histograms(recs, floor_recs), "per-example epsilon histograms per method",
-                "Per-example challenge \u03b5 on the forget set (paper 002), unlearned vs noise floor."),
+                "Per-example challenge \u03b5 on the forget set (paper 002), unlearned vs noise floor; \u03b5 at the "
+                "cap of 50 (the two ensembles are perfectly separable) is the separate right-most bar."),
         _figure(figures.iteration_curves(recs), "metrics tracked during unlearning",
                 "Metrics tracked during unlearning of model 0 (records that carry curves)."),
     ]

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.metrics.epsilon import EPS_CAP
+
 SPLITS = ("forget", "retain", "val")
 DPI = 80
 FLOOR = "noise floor"
@@ -43,7 +45,7 @@ def _figure(width: float, height: float):
     import seaborn as sns
     from matplotlib.figure import Figure
     sns.set_theme(style="whitegrid", context="paper", palette="colorblind")
-    return Figure(figsize=(width, height), dpi=DPI)
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
 def to_data_uri(fig) -> str:
@@ -114,15 +116,42 @@ def klom_distributions(rows: Records, floor: list[dict]) -> str | None:
     frame = _klom_frame(rows, floor)
     if frame.empty:
         return None
-    n_hue = frame["method"].nunique()
-    fig = _figure(max(5.6, 1.2 + 0.5 * n_hue * 3), 3.6)
+    methods = list(dict.fromkeys(frame["method"]))
+    palette = dict(zip(methods, sns.color_palette("colorblind", len(methods))))
+    palette[FLOOR] = (0.65, 0.65, 0.65)
+    fig = _figure(min(9.0, max(5.6, 1.5 + 1.0 * len(methods))), 3.6)
     ax = fig.subplots()
     with warnings.catch_warnings():  # seaborn 0.13 still passes matplotlib's deprecated boxplot(vert=...)
         warnings.simplefilter("ignore", DeprecationWarning)
-        sns.boxplot(data=frame, x="split", y="KLoM", hue="method", fliersize=1.5, linewidth=0.8, ax=ax)
+        sns.boxplot(data=frame, x="split", y="KLoM", hue="method", palette=palette, fliersize=1.5, linewidth=0.8,
+                    ax=ax)
     ax.set_xlabel("")
-    ax.legend(fontsize=7, ncols=min(4, n_hue), loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
+    ax.legend(fontsize=7, ncols=min(4, len(methods)), loc="upper center", bbox_to_anchor=(0.5, -0.1),
+              frameon=False)
     return to_data_uri(fig)
+
+
+def _epsilon_bins(values: list[float]) -> tuple[np.ndarray, float | None]:
+    """Bins over the uncapped epsilons, then a gap and one bin for values at the cap (perfectly separable),
+    so a few capped examples do not squash every other histogram into one bar. Returns (edges, cap bin centre)."""
+    below = [x for x in values if x < EPS_CAP]
+    if len(below) == len(values):
+        return np.histogram_bin_edges(below, bins=15), None
+    lo, hi = (min(below), max(below)) if below else (0.0, 1.0)
+    hi = hi + 1e-9 * (1.0 + abs(hi)) if hi > lo else lo + 1.0  # the largest value stays in the last real bin
+    edges = np.linspace(lo, hi, 15)
+    width = float(edges[1] - edges[0])
+    edges = np.append(edges, [hi + width, hi + 2 * width])  # an empty gap bin, then the cap bin
+    return edges, float(hi + 1.5 * width)
+
+
+def _mark_cap(ax, edges: np.ndarray, centre: float) -> None:
+    """Ticks over the uncapped range plus one labelled for the cap bin."""
+    from matplotlib.ticker import MaxNLocator
+    width = edges[1] - edges[0]
+    last = edges[-3] - 3 * width  # keep clear of the cap's label
+    ticks = [t for t in MaxNLocator(3).tick_values(edges[0], edges[-3]) if edges[0] <= t <= last]
+    ax.set_xticks([*ticks, centre], [*(f"{t:g}" for t in ticks), f"{EPS_CAP:g}"])
 
 
 def epsilon_histograms(rows: Records, floor: list[dict]) -> str | None:
@@ -135,17 +164,22 @@ def epsilon_histograms(rows: Records, floor: list[dict]) -> str | None:
         return None
     floor_eps = [x for r in floor for x in _finite(_get(r, "per_example", "epsilon_floor"))]
     everything = [x for v in data.values() for x in v] + floor_eps
-    bins = np.histogram_bin_edges(everything, bins=15)
+    bins, cap = _epsilon_bins(everything)
+    if cap is not None:
+        data = {k: [min(x, cap) for x in v] for k, v in data.items()}
+        floor_eps = [min(x, cap) for x in floor_eps]
     cols = min(4, len(data))
     nrows = math.ceil(len(data) / cols)
     fig = _figure(2.4 * cols + 0.4, 2.0 * nrows + 0.3)
     axes = np.atleast_1d(fig.subplots(nrows, cols, sharex=True, sharey=True, squeeze=False)).ravel()
     for ax, (label, values) in zip(axes, data.items()):
-        sns.histplot(x=values, bins=bins, element="step", alpha=0.45, ax=ax, label="unlearned", color="C0")
+        sns.histplot(x=values, bins=bins, element="bars", alpha=0.5, ax=ax, label="unlearned", color="C0")
         if floor_eps:
-            sns.histplot(x=floor_eps, bins=bins, element="step", alpha=0.3, ax=ax, label=FLOOR, color="0.5")
+            sns.histplot(x=floor_eps, bins=bins, element="bars", alpha=0.35, ax=ax, label=FLOOR, color="0.5")
         ax.set_title(_text(label, 32), fontsize=8)
         ax.set_xlabel("\u03b5")
+        if cap is not None:
+            _mark_cap(ax, bins, cap)
     for ax in axes[len(data):]:
         ax.set_visible(False)
     axes[0].legend(fontsize=6)
