@@ -132,7 +132,9 @@ def reference_retrain_seconds(task: Task, data: TaskData, seed: int, device: tor
     recorded it) rather than derived from batched ensemble training, which amortises work across models.
     """
     ref_seed = derive_seed(seed, "reference")
-    spec = {**model_spec(task, data.forget_idx, ref_seed), "kind": "reference-retrain", "device": device.type}
+    # the timing depends on the machine and its thread count, so they are part of what is cached
+    spec = {**model_spec(task, data.forget_idx, ref_seed), "kind": "reference-retrain", "device": device.type,
+            "host": platform.node(), "threads": torch.get_num_threads()}
     entry = store.load(spec) if store else None
     if entry is not None and "train_seconds" in entry.meta:
         return float(entry.meta["train_seconds"])

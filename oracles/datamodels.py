@@ -8,7 +8,6 @@ held-out subset models, between predicted and true margins, averaged over target
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -71,25 +70,26 @@ def _outputs(task: Task, model: nn.Module, inputs: torch.Tensor) -> np.ndarray:
 def train_subset_models(task: Task, masks: np.ndarray, seeds: list[int], *, device: torch.device,
                         store: ModelStore | None, executor: Executor, chunk_size: int = 32, progress: bool = True,
                         log: Callable[[str], None] = lambda _m: None) -> tuple[list[nn.Module], float]:
-    """One model per mask (cached by excluded ids and seed), trained in batched chunks; returns seconds spent."""
+    """One model per mask (cached by excluded ids and seed), trained in batched chunks; returns the training
+    seconds of all of them (measured now, or as recorded when a cached model was trained)."""
     excluded = [np.flatnonzero(~row) for row in masks]
     specs = [model_spec(task, ex, seed) for ex, seed in zip(excluded, seeds)]
     states: dict[int, dict] = {}
+    seconds: dict[int, float] = {}
     if store is not None:
         for i, spec in enumerate(specs):
             entry = store.load(spec)
             if entry is not None:
-                states[i] = entry.state_dict
+                states[i], seconds[i] = entry.state_dict, float(entry.meta.get("train_seconds", 0.0))
     missing = [i for i in range(len(masks)) if i not in states]
     log(f"datamodel subset models: {len(states)} cached, training {len(missing)}")
-    start = time.perf_counter()
     chunks = [missing[i:i + chunk_size] for i in range(0, len(missing), chunk_size)]
     jobs = [(task, [excluded[i] for i in part], [seeds[i] for i in part], str(device),
              1 if executor.parallel else None) for part in chunks]
     with tqdm(total=len(missing), desc="subset models", unit="model", disable=not progress, leave=False) as bar:
         for part, results in zip(chunks, executor.map(train_chunk, jobs)):
             for i, (state, secs) in zip(part, results):
-                states[i] = state
+                states[i], seconds[i] = state, secs
                 if store is not None:
                     store.save(specs[i], state, {"train_seconds": secs})
             bar.update(len(part))
@@ -98,7 +98,7 @@ def train_subset_models(task: Task, masks: np.ndarray, seeds: list[int], *, devi
         model = task.make_model(seed)
         model.load_state_dict(states[i])
         models.append(model.to(device).eval())
-    return models, time.perf_counter() - start
+    return models, float(sum(seconds.values()))
 
 
 def linear_datamodeling_score(task: Task, predicted: np.ndarray, actual: np.ndarray, labels: torch.Tensor) -> dict:
