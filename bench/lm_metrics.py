@@ -292,8 +292,12 @@ def generation_rouge(
     sentences: list[str],
     prompt_words: int = 2,
     max_new_tokens: int | None = None,
+    prefix: str = "",
 ) -> tuple[dict[str, float], list[str]]:
     """Prompt with each sentence's first words, generate greedily, ROUGE the full texts.
+
+    ``prefix`` is prepended to every prompt, e.g. the start-of-text token a model was trained with
+    (it must then be a special token, so decoding drops it from the generations).
 
     This is the paper's memorisation probe: a model that still knows a sentence
     regenerates it from its opening words. The default ``max_new_tokens`` is the
@@ -308,7 +312,7 @@ def generation_rouge(
     if max_new_tokens is None:
         longest = max(len(tokenizer(s)["input_ids"]) for s in sentences)
         max_new_tokens = longest + 2
-    prompts = [prompt_of(s, prompt_words) for s in sentences]
+    prompts = [prefix + prompt_of(s, prompt_words) for s in sentences]
     generations = greedy_generate(model, tokenizer, prompts, max_new_tokens)
     return rouge_scores(generations, sentences), generations
 

@@ -190,7 +190,8 @@ class Dave(Task):
         texts = self.text_splits(data)
         point = {f"perplexity_{name}": perplexity(model, split.x, split.y)
                  for name, split in (("forget", data.forget), ("retain", data.retain), ("general", data.val))}
-        point["rougeL_forget"] = generation_rouge(model, self.tokenizer, texts["forget"])[0]["rougeL"]
+        point["rougeL_forget"] = generation_rouge(model, self.tokenizer, texts["forget"],
+                                                  prefix=self.tokenizer.eos_token)[0]["rougeL"]
         return point
 
     def influence(self, model: nn.Module, data: TaskData) -> float:
@@ -217,7 +218,8 @@ class Dave(Task):
             out["perplexity"][stage] = {n: perplexity(model, s.x, s.y) for n, s in splits.items()}
             out["rouge"][stage], out["generations"][stage] = {}, {}
             for name, sentences in texts.items():
-                scores, generated = generation_rouge(model, self.tokenizer, sentences)
+                # training rows start with the end-of-text token, so prompts do too
+                scores, generated = generation_rouge(model, self.tokenizer, sentences, prefix=self.tokenizer.eos_token)
                 out["rouge"][stage][name] = scores
                 out["generations"][stage][name] = generated
             out["influence"][stage] = self.influence(model, data)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import io
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import matplotlib
 import numpy as np
@@ -29,6 +30,9 @@ from bench.stats import describe, paired_comparison
 from bench.store import write_atomic
 from bench.task import Split, TaskData
 from methods.stored_gradient import StoredGradientAscent, select_layers
+
+if TYPE_CHECKING:
+    from tasks.dave import Dave
 
 matplotlib.use("Agg")
 
@@ -64,7 +68,7 @@ LAYER_VARIANTS = (Variant("embedding", layers="embedding"), Variant("all"), Vari
                   Variant("embedding+last:2", layers="embedding+last:2"))
 EPOCH_VARIANTS = (Variant("first-epoch", gradients="first-epoch"), Variant("all-epochs"),
                   Variant("all-epochs/embedding", layers="embedding"),
-                  Variant("first-epoch, norm-matched", gradients="first-epoch", norm_matched=True))
+                  Variant("first-epoch norm-matched", gradients="first-epoch", norm_matched=True))
 
 
 # -- the fine-tuned model and its recorded gradients ----------------------------------------------------------
@@ -72,14 +76,13 @@ EPOCH_VARIANTS = (Variant("first-epoch", gradients="first-epoch"), Variant("all-
 class Fixture:
     """Everything shared by all targets: the task, its data, the model before and after fine-tuning, gradients."""
 
-    task: object
+    task: Dave
     train: Split
     val: Split
     initial: nn.Module
     finetuned: nn.Module
     recorder: GradientRecorder
     train_seconds: float
-    _buckets: dict = field(default_factory=dict)
 
     @property
     def sentences(self) -> list[str]:
@@ -91,8 +94,12 @@ class Fixture:
     def gradients(self, target: int) -> Callable[[str], dict[str, torch.Tensor]]:
         return lambda kind: self.recorder.sums[kind][target]
 
+    @cached_property
+    def train_buckets(self) -> list[tuple[torch.Tensor, int]]:
+        return _length_buckets(self.train.y)
 
-def prepare(task, seed: int, device: str, log: Log) -> Fixture:
+
+def prepare(task: Dave, seed: int, device: str, log: Log) -> Fixture:
     """Fine-tune once while recording every sentence's gradients (a recorder over all 20 costs ~3x training)."""
     train, val = (split.to(device) for split in task.load())
     initial = task.make_model(seed).to(device)
@@ -119,22 +126,19 @@ def _length_buckets(mask: torch.Tensor) -> list[tuple[torch.Tensor, int]]:
 
 
 def mean_loss(task, model: nn.Module, split: Split, buckets: list[tuple[torch.Tensor, int]]) -> torch.Tensor:
-    """The task's mean per-sentence loss, computed on length-cropped groups: same value, a third of the work."""
+    """The task's mean per-sentence loss, computed on length-cropped groups: same value, about half the work."""
     losses = [task.loss(model, split.x[rows, :width], split.y[rows, :width]) for rows, width in buckets]
     return torch.cat(losses).mean()
 
 
 def self_influence(fx: Fixture, model: nn.Module, target: int, iterations: int) -> float:
     """The task's influence score (embedding parameters, LiSSA damping 0.01, scale 25), with fewer iterations."""
-    data = fx.data(target)
-    if "train" not in fx._buckets:
-        fx._buckets["train"] = _length_buckets(fx.train.y)
-    forget = data.forget
+    forget = fx.data(target).forget
     forget_buckets = _length_buckets(forget.y)
     names = set(fx.task.layer_groups(model)["embedding"])
     params = [p for n, p in model.named_parameters() if n in names]
     forget_loss = lambda: mean_loss(fx.task, model, forget, forget_buckets)  # noqa: E731
-    train_loss = lambda: mean_loss(fx.task, model, fx.train, fx._buckets["train"])  # noqa: E731
+    train_loss = lambda: mean_loss(fx.task, model, fx.train, fx.train_buckets)  # noqa: E731
     return influence_score(model, forget_loss, forget_loss, params, hessian_loss_fn=train_loss,
                            damping=0.01, scale=25.0, iterations=iterations)
 
@@ -310,7 +314,11 @@ def plot(points: pd.DataFrame, curve: pd.DataFrame, title: str) -> bytes:
                               (axes[1], "perplexity_forget", "forget-sentence perplexity (log)")):
         sns.boxplot(data=points, x="phase", y=metric, order=order, color="0.85", fliersize=0, ax=ax)
         sns.stripplot(data=points, x="phase", y=metric, order=order, size=3, color="C0", ax=ax)
-        ax.set_yscale("symlog" if metric == "influence" else "log")
+        if metric == "influence":
+            smallest = points[metric].abs().replace(0, np.nan).min()
+            ax.set_yscale("symlog", linthresh=float(smallest) if np.isfinite(smallest) else 1e-3)
+        else:
+            ax.set_yscale("log")
         ax.set_ylabel(label)
         ax.set_xlabel("")
         ax.tick_params(axis="x", rotation=35)
@@ -318,9 +326,9 @@ def plot(points: pd.DataFrame, curve: pd.DataFrame, title: str) -> bytes:
             tick.set_horizontalalignment("right")
     long = curve.melt(id_vars=["variant", "target", "iteration"], value_vars=list(ROUGE), var_name="score")
     hue = "score" if curve["variant"].nunique() == 1 else "variant"
-    style = None if hue == "score" else "score"
     data = long if hue == "score" else long[long["score"] == "rouge1"]
-    sns.lineplot(data=data, x="iteration", y="value", hue=hue, style=style, errorbar=("ci", 95), ax=axes[2])
+    sns.lineplot(data=data, x="iteration", y="value", hue=hue, style=hue, markers=True, errorbar=("ci", 95),
+                 ax=axes[2])
     axes[2].set_ylabel("forget-sentence ROUGE (mean over targets, 95% CI)" if hue == "score"
                        else "forget-sentence ROUGE-1 (mean over targets, 95% CI)")
     axes[2].set_xlabel("unlearning iterations")
@@ -366,7 +374,7 @@ def common_lines(fx: Fixture, points: pd.DataFrame, steps: int, lr: float | None
              f"iterations at lr {lr_used:g}"
              + (" (the method's defaults: steps 10, the task's default lr)" if steps == 10 and lr is None else "")
              + f". Influence: the task's LiSSA self-influence with {iterations} iterations instead of 50 (cost).",
-             "",
+             _step_check(points, _all_layers_all_epochs(variants), steps, lr), "",
              "Perplexity (paper Table 4; ours: all 20 Dave sentences, mean over targets):",
              f"  paper: {paper['perplexity'][BEFORE]:g} before fine-tuning -> {paper['perplexity'][FINETUNED]} "
              f"fine-tuned -> 1.12-1.45 after unlearning (x1.05-1.36, 'remained close to 1').",
@@ -395,12 +403,50 @@ def common_lines(fx: Fixture, points: pd.DataFrame, steps: int, lr: float | None
              f"our Dave perplexity to {tuned_p:.3g}, and a well-fit sentence has a small gradient, hence a small "
              "score: with this few LiSSA iterations the score is dominated by the forget sentence's squared gradient "
              "norm (for a zero Hessian it would be -(1 + 0.99 + ... + 0.99^K) |g|^2 / 25).",
-             "  Fraction of the fine-tuning shift undone by unlearning (paper 0.66 all layers, 0.64 embedding): "
+             "  Fraction of the fine-tuning shift undone by unlearning (0: still at the fine-tuned value, 1: back at "
+             "the before-fine-tuning value, >1: beyond it; paper 0.66 all layers, 0.64 embedding): "
              + ", ".join(f"{returned_fraction(points, f'unlearned: {v.label}'):.3g} ({v.label})" for v in variants)
-             + ". Absolute scales differ (no per-step normalisation of LiSSA as in the paper's eq. 4, fewer "
-             "iterations, tiny model), so only signs and ratios are comparable.",
+             + f". {_fraction_verdict(points, variants)} Absolute scales differ (no per-step normalisation of LiSSA "
+             "as in the paper's eq. 4, fewer iterations, tiny model), so only signs and ratios are comparable.",
              ]
     return lines
+
+
+def _all_layers_all_epochs(variants: tuple[Variant, ...]) -> Variant:
+    return next(v for v in variants if v.layers == "all" and v.gradients == "all-epochs" and not v.norm_matched)
+
+
+def _step_check(points: pd.DataFrame, variant: Variant, steps: int, lr: float | None) -> str:
+    """Say whether the step size/count used does something without wrecking the model (the brief's sanity check)."""
+    phase = _phase(variant.label)
+    factor = {m: phase_mean(points, phase, m) / phase_mean(points, FINETUNED, m)
+              for m in ("perplexity_forget", "perplexity_retain", "perplexity_general")}
+    works = factor["perplexity_forget"] > 1.2 and factor["perplexity_general"] < 2 and factor["perplexity_retain"] < 2
+    default = steps == 10 and lr is None
+    verdict = ("measurable forgetting without damage" if works else
+               "CHECK THE STEP SIZE: " + ("too weak" if factor["perplexity_forget"] <= 1.2 else "collateral damage"))
+    return (f"Step-size check ({variant.label}, {steps} iterations"
+            + (", the defaults" if default else "") + f"): mean forget perplexity x{factor['perplexity_forget']:.3g}, "
+            f"retain x{factor['perplexity_retain']:.3g}, general x{factor['perplexity_general']:.3g} over the "
+            f"fine-tuned model: {verdict}.")
+
+
+def _fraction_verdict(points: pd.DataFrame, variants: tuple[Variant, ...]) -> str:
+    """Whether unlearning moves influence back towards its before-fine-tuning value, as in the paper."""
+    fractions = {v.label: returned_fraction(points, _phase(v.label)) for v in variants}
+    back = [label for label, f in fractions.items() if f > 0.05]
+    beyond = [label for label, f in fractions.items() if f > 1.5]
+    if not back:
+        return "No variant moves influence back towards its before-fine-tuning value: DISAGREES with the paper."
+    text = f"Direction agrees for {', '.join(back)} (back towards the before-fine-tuning value)"
+    if beyond:
+        worst = max(beyond, key=fractions.get)
+        text += (f"; {', '.join(beyond)} overshoot it by far, unlike the paper's partial return: the score mostly "
+                 "tracks the forget gradient's norm, and ascent makes that gradient larger than at random "
+                 f"initialisation (forget perplexity after {worst}: "
+                 f"{phase_mean(points, _phase(worst), 'perplexity_forget'):.3g}, untrained: "
+                 f"{phase_mean(points, BEFORE, 'perplexity_forget'):.3g})")
+    return text + "."
 
 
 def _paper_returned(variant: str) -> float:
@@ -451,7 +497,7 @@ def _describe_curve(curve: pd.DataFrame, variant: str) -> str:
 class Settings:
     """What both experiments share: the task, which targets, and the unlearning/measurement budget."""
 
-    task: object
+    task: Dave
     targets: list[int]
     steps: int
     curve_steps: int
@@ -511,6 +557,7 @@ def reproduce_layers(out: Path, log: Log = print, *, task=None, targets: list[in
     fx, points, curve = _run("dave-layers", s, LAYER_VARIANTS, (all_layers,), log)
     pairs = [("before fine-tuning vs fine-tuned", BEFORE, FINETUNED)]
     pairs += [(f"before fine-tuning vs {v.label}", BEFORE, _phase(v.label)) for v in LAYER_VARIANTS]
+    pairs += [(f"{v.label} vs fine-tuned", _phase(v.label), FINETUNED) for v in LAYER_VARIANTS]
     pairs += [("embedding vs all", _phase("embedding"), _phase("all")),
               ("embedding vs last:2", _phase("embedding"), _phase("last:2"))]
     comps = comparisons(points, pairs)
@@ -530,7 +577,8 @@ def summarize_layers(fx: Fixture, points: pd.DataFrame, comps: pd.DataFrame, cur
     ratio_ours = emb["mean_difference"] / all_["mean_difference"]
     lines += ["  Embedding-only vs all layers, mean difference before - after (paper 467.8 vs 424.0, ratio "
               f"{ratio_paper:.2f}): ours {emb['mean_difference']:.4g} vs {all_['mean_difference']:.4g} "
-              f"(ratio {ratio_ours:.3g}).", ""]
+              f"(ratio {ratio_ours:.3g}): {_agree(0.5 < ratio_ours < 2)} that the two are comparable"
+              + _ratio_note(ratio_ours), ""]
     tuned = phase_mean(points, FINETUNED, "log_perplexity_forget")
     rise = {v.label: math.exp(phase_mean(points, _phase(v.label), "log_perplexity_forget") - tuned)
             for v in LAYER_VARIANTS}
@@ -539,16 +587,20 @@ def summarize_layers(fx: Fixture, points: pd.DataFrame, comps: pd.DataFrame, cur
               "embedding + 11-12 works):",
               "  forget perplexity, geometric-mean factor over fine-tuned: "
               + ", ".join(f"x{r:.3g} ({label})" for label, r in rise.items()) + ".",
-              f"  Embedding-only {_agree(rise['embedding'] > 1.05)} that the embedding alone unlearns "
-              f"(x{rise['embedding']:.3g}); it is {'weaker' if rise['embedding'] < rise['all'] else 'stronger'} than "
-              f"all layers here (x{rise['all']:.3g}). Last 2 blocks alone: x{rise['last:2']:.3g}, "
-              + ("close to no effect, as in the paper" if rise["last:2"] < 1.05 else "a clear effect, unlike the paper")
-              + f" (embedding vs last:2 on log forget perplexity: t {last['t_statistic']:.3g}, p {last['p_value']:.2g})."
-              " With one shared learning rate the layers' stored gradients differ in norm, so part of this is step "
-              "length, not which layer is 'crucial'.", ""]
+              f"  Embedding-only {_agree(_raises(comps, 'embedding'))} that the embedding alone unlearns "
+              f"(x{rise['embedding']:.3g}, {_p(comps, 'embedding')}); it is "
+              f"{'weaker' if rise['embedding'] < rise['all'] else 'stronger'} than all layers here "
+              f"(x{rise['all']:.3g}), where the paper found them about equal. Last 2 blocks alone: "
+              f"x{rise['last:2']:.3g} ({_p(comps, 'last:2')}), "
+              + ("a tiny effect (however consistent), close to the paper's 'no impact'" if rise["last:2"] < 1.05
+                 else "a clear effect, unlike the paper")
+              + f"; embedding vs last:2 on log forget perplexity: t {last['t_statistic']:.3g}, p {last['p_value']:.2g}. "
+              f"Embedding + last 2: x{rise['embedding+last:2']:.3g}, {_agree(_raises(comps, 'embedding+last:2'))} "
+              "that it works. With one shared learning rate the layers' stored gradients differ in norm "
+              f"({_layer_norms(fx, s.targets)}), so part of this is step length, not which layer is 'crucial'.", ""]
     lines += rouge_lines(fx, points, curve, "all")
-    lines += ["", f"Paired tests use n = {len(s.targets)} targets from ONE fine-tuned model (the paper's trials are "
-              "also repeated unlearning runs), so p-values describe variation across sentences, not across training "
+    lines += ["", f"Paired tests use n = {len(s.targets)} targets from ONE fine-tuned model (the paper does not say "
+              "what its trials were), so p-values describe variation across sentences, not across training "
               "seeds. See tables.txt and comparisons.csv."]
     return "\n".join(lines)
 
@@ -561,9 +613,10 @@ def reproduce_epochs(out: Path, log: Log = print, *, task=None, targets: list[in
     fx, points, curve = _run("dave-epochs", s, EPOCH_VARIANTS, EPOCH_VARIANTS[:2], log)
     pairs = [("before fine-tuning vs fine-tuned", BEFORE, FINETUNED)]
     pairs += [(f"before fine-tuning vs {v.label}", BEFORE, _phase(v.label)) for v in EPOCH_VARIANTS]
+    pairs += [(f"{v.label} vs fine-tuned", _phase(v.label), FINETUNED) for v in EPOCH_VARIANTS]
     pairs += [("first-epoch vs all-epochs", _phase("first-epoch"), _phase("all-epochs")),
               ("first-epoch vs embedding", _phase("first-epoch"), _phase("all-epochs/embedding")),
-              ("first-epoch norm-matched vs all-epochs", _phase("first-epoch, norm-matched"), _phase("all-epochs"))]
+              ("first-epoch norm-matched vs all-epochs", _phase("first-epoch norm-matched"), _phase("all-epochs"))]
     comps = comparisons(points, pairs)
     title = (f"Paper 000 Tables 1/3/4/5 (epochs) on {s.task.name}: {len(s.targets)} targets, stored-gradient "
              f"ascent, first-epoch vs all-epoch gradients, {s.steps} iterations")
@@ -585,17 +638,17 @@ def summarize_epochs(fx: Fixture, points: pd.DataFrame, comps: pd.DataFrame, cur
     lines += ["  First-epoch minus other variant, mean influence difference (paper: +27.12 vs all layers, +70.94 vs "
               f"embedding, i.e. first epoch closer to 'before'): ours {fe_all['mean_difference']:+.4g} vs all-epochs "
               f"(p {fe_all['p_value']:.2g}), {fe_emb['mean_difference']:+.4g} vs all-epochs/embedding "
-              f"(p {fe_emb['p_value']:.2g}); {_agree(fe_all['mean_difference'] > 0)} in sign vs all-epochs.", "",
+              f"(p {fe_emb['p_value']:.2g}). {_first_epoch_verdict(points, fe_all['mean_difference'])}", "",
               "First epoch vs all epochs (paper: first-epoch gradients unlearn MORE; perplexity 1.45 vs 1.16):",
               "  forget perplexity, geometric-mean factor over fine-tuned: "
               + ", ".join(f"x{r:.3g} ({label})" for label, r in rise.items()) + ".",
               f"  With the same lr and steps, first-epoch {_agree(rise['first-epoch'] > rise['all-epochs'])}: "
               f"our first-epoch gradient sums are {ratio:.3g}x shorter (median over targets) than the all-epoch sums "
               "(1 of the epochs vs all of them, summed), so the same step count moves the weights far less. "
-              f"Rescaled to the all-epoch norm ('norm-matched'), first-epoch gives x{rise['first-epoch, norm-matched']:.3g} "
+              f"Rescaled to the all-epoch norm ('norm-matched'), first-epoch gives x{rise['first-epoch norm-matched']:.3g} "
               f"vs x{rise['all-epochs']:.3g}: "
               + ("the first-epoch DIRECTION is the more effective one, in line with the paper's claim once step "
-                 "length is equalised." if rise["first-epoch, norm-matched"] > rise["all-epochs"]
+                 "length is equalised." if rise["first-epoch norm-matched"] > rise["all-epochs"]
                  else "even at equal step length the first-epoch direction unlearns less here."),
               f"  Curves ({s.curve_steps} iterations): first-epoch " + _describe_curve(curve, "first-epoch")
               + "; all-epochs " + _describe_curve(curve, "all-epochs") + ".", ""]
@@ -603,6 +656,51 @@ def summarize_epochs(fx: Fixture, points: pd.DataFrame, comps: pd.DataFrame, cur
     lines += ["", f"Paired tests use n = {len(s.targets)} targets from ONE fine-tuned model, so p-values describe "
               "variation across sentences, not across training seeds. See tables.txt and comparisons.csv."]
     return "\n".join(lines)
+
+
+def _ratio_note(ratio: float) -> str:
+    """Finish the embedding-vs-all sentence: comparable, one further than the other, or opposite signs."""
+    if 0.5 < ratio < 2:
+        return "."
+    if ratio <= 0:
+        return "; they end on opposite sides of the before-fine-tuning influence."
+    return f"; at the same step size all layers end {1 / ratio:.3g}x as far from the before-fine-tuning influence."
+
+
+def _raises(comps: pd.DataFrame, label: str) -> bool:
+    """Did this variant raise the forget perplexity over the fine-tuned model, significantly (paired, 5%)?"""
+    row = _comp(comps, f"{label} vs fine-tuned", "log_perplexity_forget")
+    return bool(row["mean_difference"] > 0 and row["p_value"] < 0.05)
+
+
+def _p(comps: pd.DataFrame, label: str) -> str:
+    row = _comp(comps, f"{label} vs fine-tuned", "log_perplexity_forget")
+    return f"paired t-test vs fine-tuned on log forget perplexity p {row['p_value']:.2g}"
+
+
+def _layer_norms(fx: Fixture, targets: list[int]) -> str:
+    """Median over targets of the all-epoch gradient norm restricted to each layer variant."""
+    groups = fx.task.layer_groups(fx.finetuned)
+    parts = []
+    for variant in LAYER_VARIANTS:
+        names = select_layers(groups, variant.layers)
+        norms = [_norm(fx.recorder.sums["all-epochs"][t], names) for t in targets]
+        parts.append(f"{variant.label} {np.median(norms):.3g}")
+    return "median |g|: " + ", ".join(parts)
+
+
+def _first_epoch_verdict(points: pd.DataFrame, difference: float) -> str:
+    """The sign of first-epoch minus all-epochs only means 'closer to before' if neither stalls nor overshoots."""
+    before = phase_mean(points, BEFORE, "influence")
+    gap = {label: abs(phase_mean(points, _phase(label), "influence") - before) for label in ("first-epoch", "all-epochs")}
+    moved = returned_fraction(points, _phase("first-epoch"))
+    closer = gap["first-epoch"] < gap["all-epochs"]
+    text = f"Sign {_agree(difference > 0)} with the paper's; first-epoch ends {'closer to' if closer else 'further from'} "
+    text += f"the before-fine-tuning influence than all-epochs ({_agree(closer)})"
+    if moved < 0.05:
+        text += (f", but only because it barely moved from the fine-tuned value (fraction undone {moved:.2g}), "
+                 "not because it unlearned more")
+    return text + "."
 
 
 def _norm_ratio(fx: Fixture, targets: list[int]) -> float:
