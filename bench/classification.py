@@ -51,6 +51,11 @@ class ClassifierTask(Task):
     def output_loss(outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(outputs.float(), y, reduction="none")
 
+    @staticmethod
+    def training_loss(outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy in one fused op: the training loop's loss (per-example losses cost ~10% there)."""
+        return F.cross_entropy(outputs.float(), y)
+
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.output_loss(model(x), y)
 
@@ -62,11 +67,11 @@ class ClassifierTask(Task):
 
     def train(self, model: nn.Module, data: Split, seed: int, *, max_steps: int | None = None,
               on_step: StepHook | None = None) -> nn.Module:
-        return fit_loop(model, data, seed, self.recipe(), self.output_loss, max_steps=max_steps, on_step=on_step)
+        return fit_loop(model, data, seed, self.recipe(), self.training_loss, max_steps=max_steps, on_step=on_step)
 
     def train_many(self, models: list[nn.Module], data: Split, seeds: list[int],
                    subsets: list[np.ndarray] | None = None) -> list[nn.Module]:
         if not self.batched or len(models) == 1:
             return super().train_many(models, data, seeds, subsets)
         index = None if subsets is None else [torch.as_tensor(s, dtype=torch.long) for s in subsets]
-        return fit_stacked(models, data, seeds, self.recipe(), self.output_loss, index)
+        return fit_stacked(models, data, seeds, self.recipe(), self.training_loss, index)

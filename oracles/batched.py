@@ -17,7 +17,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from bench.seeding import torch_generator
 from bench.task import Split, StepHook
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (outputs, labels) -> per-example loss
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (outputs, labels) -> mean loss (a scalar)
 
 
 @dataclass(frozen=True)
@@ -64,13 +64,15 @@ def fit_loop(model: nn.Module, data: Split, seed: int, recipe: SGDRecipe, loss_f
     device = next(model.parameters()).device
     total = recipe.total_steps(len(data))
     opt, sched = _optimizer(list(model.parameters()), recipe, total)
+    autocast, on_cpu = _autocast(device), device.type == "cpu"  # hoisted: tiny models pay per-step overhead
     model.train()
     for step, idx in enumerate(batch_order(len(data), recipe, seed)):
         if max_steps is not None and step >= max_steps:
             break
-        idx = idx.to(device)
-        with _autocast(device):
-            loss = loss_fn(model(data.x[idx]), data.y[idx]).float().mean()
+        if not on_cpu:
+            idx = idx.to(device)
+        with autocast:
+            loss = loss_fn(model(data.x[idx]), data.y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -94,7 +96,7 @@ def fit_stacked(models: list[nn.Module], data: Split, seeds: list[int], recipe: 
     skeleton = copy.deepcopy(models[0]).to("meta")
 
     def one_model_loss(p: dict, b: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return loss_fn(functional_call(skeleton, (p, b), (x,)), y).float().mean()
+        return loss_fn(functional_call(skeleton, (p, b), (x,)), y)
 
     batched_loss = vmap(one_model_loss)
     if subsets is not None and len({len(s) for s in subsets}) != 1:
