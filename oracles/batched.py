@@ -46,7 +46,8 @@ def batch_order(n: int, recipe: SGDRecipe, seed: int, subset: torch.Tensor | Non
 
 
 def _optimizer(params: list[torch.Tensor], recipe: SGDRecipe, total: int):
-    opt = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    opt = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay,
+                          foreach=True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: max(0.0, 1.0 - step / total))
     return opt, sched
 
