@@ -9,7 +9,6 @@ whether the gradients are those of the first epoch or of all epochs (section 5.3
 """
 from __future__ import annotations
 
-import io
 import math
 import time
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from bench.recording import GradientRecorder
 from bench.stats import describe, paired_comparison
 from bench.store import write_atomic
 from bench.task import Split, TaskData
+from bench.plotting import png_bytes
 from methods.stored_gradient import StoredGradientAscent, select_layers
 
 if TYPE_CHECKING:
@@ -335,10 +335,7 @@ def plot(points: pd.DataFrame, curve: pd.DataFrame, title: str) -> bytes:
     axes[2].set_ylim(0, 1.05)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    return buffer.getvalue()
+    return png_bytes(fig, dpi=110)
 
 
 # -- summary helpers ----------------------------------------------------------------------------------------------

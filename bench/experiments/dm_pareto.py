@@ -7,7 +7,6 @@ axes). The datamodels' training is a one-off cost per dataset, reported beside t
 """
 from __future__ import annotations
 
-import io
 import math
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +23,7 @@ from bench.registry import METHODS, TASKS
 from bench.runner import RunSpec, run
 from bench.store import write_atomic
 from bench.task import Task
+from bench.plotting import png_bytes
 
 matplotlib.use("Agg")
 
@@ -330,10 +330,7 @@ def plot(points: pd.DataFrame, title: str) -> bytes:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    return buffer.getvalue()
+    return png_bytes(fig, dpi=120)
 
 
 def _figure_title(points: pd.DataFrame, task: Task, n_models: int) -> str:

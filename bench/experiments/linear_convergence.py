@@ -5,7 +5,6 @@ starts from the exact original optimum, uses the same step size, and is observed
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Callable
 
@@ -17,6 +16,7 @@ from torch import nn
 from bench.registry import METHODS, TASKS
 from bench.runner import RunSpec, run
 from bench.store import write_atomic
+from bench.plotting import png_bytes
 
 matplotlib.use("Agg")
 
@@ -112,10 +112,7 @@ def plot(curves: pd.DataFrame) -> bytes:
     fig.suptitle("Unlearning 5 of 100 points, ridge regression in 400 dimensions (paper 003, Fig. 3); "
                  "band: range over forget sets", fontsize=10)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    return buffer.getvalue()
+    return png_bytes(fig, dpi=120)
 
 
 def reproduce(out: Path, log: Callable[[str], None] = print, steps: int = 300,

@@ -6,7 +6,6 @@ touches the caller's backend or open figures. Each function returns None when it
 from __future__ import annotations
 
 import base64
-import io
 import math
 import warnings
 from typing import Any
@@ -15,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bench.metrics.epsilon import EPS_CAP
+from bench.plotting import png_bytes
 
 SPLITS = ("forget", "retain", "val")
 DPI = 80
@@ -50,9 +50,7 @@ def _figure(width: float, height: float):
 
 def to_data_uri(fig) -> str:
     """PNG bytes of ``fig`` as a data URI (the page embeds every figure)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(png_bytes(fig, DPI, bbox_inches="tight")).decode("ascii")
 
 
 def _avg_p99(record: dict, role: str) -> float | None:
