@@ -121,6 +121,16 @@ def _token_nll(
 # ---------------------------------------------------------------------------
 
 
+def _mean_over_predicted(values: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
+    """Per-sequence mean of per-token ``values`` (0 off ``predicted``); a sequence with no predicted token
+    is an error rather than a NaN that would poison a loss."""
+    counts = predicted.sum(dim=1)
+    if (counts == 0).any():
+        bad = torch.nonzero(counts == 0).flatten().tolist()
+        raise ValueError(f"sequences {bad} have fewer than 2 real tokens: nothing to predict")
+    return values.sum(dim=1) / counts.to(values.dtype)
+
+
 def sequence_nll(
     model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor
 ) -> torch.Tensor:
@@ -133,11 +143,7 @@ def sequence_nll(
     (a silent NaN would poison a training loss).
     """
     nll, predicted = _token_nll(model, input_ids, attention_mask)
-    counts = predicted.sum(dim=1)
-    if (counts == 0).any():
-        bad = torch.nonzero(counts == 0).flatten().tolist()
-        raise ValueError(f"sequences {bad} have fewer than 2 real tokens: nothing to predict")
-    return nll.sum(dim=1) / counts.to(nll.dtype)
+    return _mean_over_predicted(nll, predicted)
 
 
 def token_log_margins(
@@ -158,12 +164,7 @@ def token_log_margins(
         correct = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # [n, L-1]
         others = logits.scatter(-1, targets.unsqueeze(-1), float("-inf"))
         margins = correct - torch.logsumexp(others, dim=-1)
-        margins = torch.where(predicted, margins, torch.zeros_like(margins))
-        counts = predicted.sum(dim=1)
-        if (counts == 0).any():
-            bad = torch.nonzero(counts == 0).flatten().tolist()
-            raise ValueError(f"sequences {bad} have fewer than 2 real tokens: nothing to predict")
-        return margins.sum(dim=1) / counts.to(margins.dtype)
+        return _mean_over_predicted(torch.where(predicted, margins, torch.zeros_like(margins)), predicted)
 
 
 def perplexity(
