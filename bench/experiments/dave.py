@@ -541,6 +541,14 @@ def _write(out: Path, name: str, title: str, points: pd.DataFrame, comps: pd.Dat
     return summary + f"\n\nwrote {folder}/: data_points.csv, comparisons.csv, curve.csv, tables.txt, figure.png, summary.txt"
 
 
+def _baseline_pairs(variants) -> list[tuple[str, str, str]]:
+    """The comparisons both experiments make: fine-tuning itself, and each variant against both baselines."""
+    pairs = [("before fine-tuning vs fine-tuned", BEFORE, FINETUNED)]
+    pairs += [(f"before fine-tuning vs {v.label}", BEFORE, _phase(v.label)) for v in variants]
+    pairs += [(f"{v.label} vs fine-tuned", _phase(v.label), FINETUNED) for v in variants]
+    return pairs
+
+
 def _phase(label: str) -> str:
     return f"unlearned: {label}"
 
@@ -552,11 +560,9 @@ def reproduce_layers(out: Path, log: Log = print, *, task=None, targets: list[in
     s = _settings(task, targets, steps, curve_steps, curve_every, lr, influence_iterations, seed, device)
     all_layers = LAYER_VARIANTS[1]
     fx, points, curve = _run("dave-layers", s, LAYER_VARIANTS, (all_layers,), log)
-    pairs = [("before fine-tuning vs fine-tuned", BEFORE, FINETUNED)]
-    pairs += [(f"before fine-tuning vs {v.label}", BEFORE, _phase(v.label)) for v in LAYER_VARIANTS]
-    pairs += [(f"{v.label} vs fine-tuned", _phase(v.label), FINETUNED) for v in LAYER_VARIANTS]
-    pairs += [("embedding vs all", _phase("embedding"), _phase("all")),
-              ("embedding vs last:2", _phase("embedding"), _phase("last:2"))]
+    pairs = _baseline_pairs(LAYER_VARIANTS) + [
+        ("embedding vs all", _phase("embedding"), _phase("all")),
+        ("embedding vs last:2", _phase("embedding"), _phase("last:2"))]
     comps = comparisons(points, pairs)
     title = (f"Paper 000 Tables 1/3/4/5 (layers) on {s.task.name}: {len(s.targets)} targets, stored-gradient "
              f"ascent with all-epoch gradients, {s.steps} iterations")
@@ -608,12 +614,10 @@ def reproduce_epochs(out: Path, log: Log = print, *, task=None, targets: list[in
     """Paper 000 section 5.3: first-epoch vs all-epoch stored gradients (all layers), plus all-epoch embedding."""
     s = _settings(task, targets, steps, curve_steps, curve_every, lr, influence_iterations, seed, device)
     fx, points, curve = _run("dave-epochs", s, EPOCH_VARIANTS, EPOCH_VARIANTS[:2], log)
-    pairs = [("before fine-tuning vs fine-tuned", BEFORE, FINETUNED)]
-    pairs += [(f"before fine-tuning vs {v.label}", BEFORE, _phase(v.label)) for v in EPOCH_VARIANTS]
-    pairs += [(f"{v.label} vs fine-tuned", _phase(v.label), FINETUNED) for v in EPOCH_VARIANTS]
-    pairs += [("first-epoch vs all-epochs", _phase("first-epoch"), _phase("all-epochs")),
-              ("first-epoch vs embedding", _phase("first-epoch"), _phase("all-epochs/embedding")),
-              ("first-epoch norm-matched vs all-epochs", _phase("first-epoch norm-matched"), _phase("all-epochs"))]
+    pairs = _baseline_pairs(EPOCH_VARIANTS) + [
+        ("first-epoch vs all-epochs", _phase("first-epoch"), _phase("all-epochs")),
+        ("first-epoch vs embedding", _phase("first-epoch"), _phase("all-epochs/embedding")),
+        ("first-epoch norm-matched vs all-epochs", _phase("first-epoch norm-matched"), _phase("all-epochs"))]
     comps = comparisons(points, pairs)
     title = (f"Paper 000 Tables 1/3/4/5 (epochs) on {s.task.name}: {len(s.targets)} targets, stored-gradient "
              f"ascent, first-epoch vs all-epoch gradients, {s.steps} iterations")
