@@ -102,10 +102,12 @@ def _canonical(obj: Any) -> str:
 
 
 def group_key(record: dict) -> str:
-    """Records are comparable only with the same task name, version, parameters, forget set and protocol."""
+    """Records are comparable only with the same task name, version, parameters, forget set, protocol and
+    scorer version (records without one were scored by version 1)."""
     task = record["task"]
+    metrics = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
     return _canonical([task["name"], str(task["version"]), task.get("params", {}), record["forget_ids"],
-                       record.get("protocol", "independent")])
+                       record.get("protocol", "independent"), metrics.get("scorer_version", 1)])
 
 
 @dataclass
@@ -604,7 +606,8 @@ def render_group(group: Group, out_dir: Path) -> tuple[str, str]:
     rows = rank(rows, primary)
     task = group.first["task"]
     title = (f"{task['name']} v{task['version']} \u00b7 forget set of {len(group.first['forget_ids'])} \u00b7 "
-             f"{group.first.get('protocol', 'independent')} protocol")
+             f"{group.first.get('protocol', 'independent')} protocol \u00b7 scorer v"
+             f"{(group.first.get('metrics') or {}).get('scorer_version', 1)}")
     section_id, table_id = f"g-{group.ident}", f"t-{group.ident}"
     html_ = (f'<section class="group" id="{section_id}"><h2>{esc(title)}</h2>{_task_summary(group)}'
              f'{_primary_note(primary)}{render_table(table_id, columns, rows, floors, primary, out_dir)}'
