@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench.errors import BenchError, BudgetExceededError, DivergenceError
+from bench.errors import BenchError, BudgetExceededError, DivergenceError, MethodContractError
 from bench.params import parse_assignments
 from bench.registry import METHODS, TASKS, load_plugin
 from bench.store import write_json_atomic
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as err:
         _log(f"error: {err}")
         return err.exit_code
-    except (DivergenceError, BudgetExceededError) as err:
+    except (DivergenceError, BudgetExceededError, MethodContractError) as err:
         _log(f"error: {err}\nno result was written.")
         return err.exit_code
     return 0

@@ -1,42 +1,102 @@
-"""The contract every registered method must honour, as a reusable check (like sklearn's check_estimator).
+"""The contract every method must honour, as small named checks (in the spirit of scikit-learn's
+``parametrize_with_checks``).
 
-Third-party authors can run ``check_method(MyMethod)`` in their own tests.
+``method_checks(MyMethod)`` yields one ``Check`` per rule; each raises ``AssertionError`` naming the rule
+it found broken. Run them as separate pytest cases::
+
+    @pytest.mark.parametrize("check", method_checks(MyMethod), ids=str)
+    def test_contract(check):
+        check()
+
+``check_method(MyMethod)`` runs them all and raises on the first failure. The method runs on the tiny
+probe task its ``probe`` tag names (never guessed), through ``bench.enforce.unlearn_checked``, exactly as
+the runner calls it.
 """
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
 from bench.context import UnlearnContext
+from bench.enforce import budget_of, data_fingerprint, state_hash, unlearn_checked
+from bench.errors import BudgetExceededError, MethodContractError
 from bench.method import Method
 from bench.seeding import derive_seed
 from bench.task import Task, TaskData
 
+__all__ = ["CONTRACT_BUDGET", "PROBES", "Check", "check_method", "method_checks", "probe_task"]
+
 CONTRACT_BUDGET = 3
 
-
-def tiny_task(method_cls: type[Method] | None = None) -> Task:
-    """The linear toy, or a tiny language task for methods that need gradients recorded in training."""
-    if method_cls is not None and "classification" in method_cls.requires:
-        from tasks.digits import Digits
-        return Digits(width=8, epochs=1, forget_size=8)
-    if method_cls is not None and "recorded_gradients" in method_cls.requires:
-        from tasks.dave import DaveTiny
-        return DaveTiny(n_layer=2, n_embd=32, epochs=2, vocab_size=300)
-    from tasks.linear_gaussian import LinearGaussian
-    return LinearGaussian(n=24, d=12, n_val=8, forget_size=4, trainer="gd", train_steps=50, init_scale=1.0)
+#: probe tag -> (registered task name, tiny parameters): seconds on a CPU.
+PROBES: dict[str, tuple[str, dict]] = {
+    "linear": ("linear-gaussian", dict(n=24, d=12, n_val=8, forget_size=4, trainer="gd", train_steps=50,
+                                       init_scale=1.0)),
+    "digits": ("digits", dict(width=8, epochs=1, forget_size=8)),
+    "dave-tiny": ("dave-tiny", dict(n_layer=2, n_embd=32, epochs=2, vocab_size=300)),
+}
 
 
-def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+def probe_task(method_cls: type[Method]) -> Task:
+    """The tiny task named by the method's ``probe`` tag."""
+    from bench.registry import TASKS
+
+    tag = getattr(method_cls, "probe", "linear")
+    if tag not in PROBES:
+        raise AssertionError(f"{method_cls.__name__}.probe = {tag!r} is not a probe task; "
+                             f"choose one of {', '.join(PROBES)}")
+    name, params = PROBES[tag]
+    return TASKS.get(name)(**params)
 
 
-def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+@dataclass(frozen=True)
+class Check:
+    """One rule of the contract for one method class; calling it raises AssertionError if broken."""
+
+    rule: str
+    method_cls: type[Method]
+    run: Callable[[type[Method]], None]
+
+    def __call__(self) -> None:
+        self.run(self.method_cls)
+
+    def __str__(self) -> str:
+        return f"{getattr(self.method_cls, 'name', self.method_cls.__name__)}-{self.rule}"
 
 
-def _context(task: Task, data: TaskData, method: Method, seed: int, original: nn.Module) -> UnlearnContext:
+# ------------------------------------------------------------------------------------------ the probe
+
+@dataclass
+class _Probe:
+    task: Task
+    data: TaskData
+    original: nn.Module
+    seed: int
+
+
+@lru_cache(maxsize=8)
+def _probe(method_cls: type[Method], seed: int = 0) -> _Probe:
+    """The probe task's data and one trained original; cached so checks share them."""
+    task = probe_task(method_cls)
+    train, val = task.load()
+    forget_idx = task.select_forget(train, np.random.default_rng(seed))
+    original_seed = derive_seed(seed, "original")
+    original = task.train(task.make_model(original_seed), train, original_seed).eval()
+    return _Probe(task, TaskData(train, val, forget_idx), original, seed)
+
+
+def _context(method: Method, probe: _Probe) -> UnlearnContext:
+    """A fresh context with every extra the method requires, built on the probe's original."""
+    task, data, seed, original = probe.task, probe.data, probe.seed, probe.original
     oracle_outputs, recorded, datamodels = None, None, None
     if "datamodels" in method.requires:
         from bench.executor import Executor
@@ -67,46 +127,154 @@ def _context(task: Task, data: TaskData, method: Method, seed: int, original: nn
                           oracle_outputs=oracle_outputs, recorded_gradients=recorded, datamodels=datamodels)
 
 
-def check_method(method_cls: type[Method], task: Task | None = None, seed: int = 0) -> None:
-    """Raise AssertionError naming the first broken rule of the method contract."""
-    name = method_cls.__name__
-    method_cls.check_signature()
-    method = method_cls()  # default-constructible
-    params = method.get_params()
-    assert "steps" in params, f"{name} must take a 'steps' budget"
-    assert method_cls(**params).get_params() == params, f"{name}: get_params() does not round-trip"
-
+def _budgeted(method_cls: type[Method]) -> Method:
+    params = method_cls().get_params()
     overrides = {"steps": CONTRACT_BUDGET}
     if "batch_size" in params:
         overrides["batch_size"] = 4  # exercise the method's own randomness in the determinism check
-    budgeted = method_cls(**{**params, **overrides})
+    return method_cls(**{**params, **overrides})
 
-    task = task or tiny_task(method_cls)
-    train, val = task.load()
-    forget_idx = task.select_forget(train, np.random.default_rng(seed))
-    data = TaskData(train, val, forget_idx)
-    data_before = (train.x.clone(), train.y.clone(), forget_idx.copy())
-    original_seed = derive_seed(seed, "original")
-    original = task.train(task.make_model(original_seed), train, original_seed).eval()
-    before = _snapshot(original)
 
-    ctx = _context(task, data, budgeted, seed, original)
-    out = budgeted.unlearn(original, ctx)
-    assert isinstance(out, nn.Module), f"{name}.unlearn must return an nn.Module, got {type(out).__name__}"
-    assert out is not original, f"{name}.unlearn must return a new model, not its input"
-    assert _same(_snapshot(original), before), f"{name}.unlearn mutated the input model"
-    assert torch.equal(train.x, data_before[0]) and torch.equal(train.y, data_before[1]) and \
-        np.array_equal(forget_idx, data_before[2]), f"{name}.unlearn mutated the task data"
-    assert ctx.steps_used <= CONTRACT_BUDGET, f"{name} took {ctx.steps_used} steps with budget {CONTRACT_BUDGET}"
-    again = budgeted.unlearn(original, _context(task, data, budgeted, seed, original))
-    if method_cls.output == "predictions":  # a wrapper that predicts outputs: check outputs, not weights
+def _unlearn(method_cls: type[Method]) -> tuple[nn.Module, UnlearnContext, _Probe]:
+    """Run the budgeted method once on the probe, enforced; a contract violation becomes an AssertionError."""
+    probe = _probe(method_cls)
+    method = _budgeted(method_cls)
+    ctx = _context(method, probe)
+    try:
+        return unlearn_checked(method, probe.original, ctx), ctx, probe
+    except MethodContractError as err:
+        raise AssertionError(str(err)) from err
+
+
+def _outputs_hash(method_cls: type[Method], model: nn.Module, probe: _Probe) -> str:
+    """Weights for a method that returns models; predictions for one that returns a predictor."""
+    if method_cls.output == "predictions":
         with torch.no_grad():
-            got, ref = task.outputs(out, train.x), task.outputs(original, train.x)
-            assert got.shape == ref.shape, f"{name} changed the output shape"
-            assert torch.equal(got, task.outputs(again, train.x)), f"{name} is not deterministic under a fixed seed"
+            return state_hash(_Outputs(probe.task.outputs(model, probe.data.train.x)))
+    return state_hash(model)
+
+
+class _Outputs(nn.Module):
+    def __init__(self, values: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("values", values.detach().clone())
+
+
+# ------------------------------------------------------------------------------------------ the rules
+
+def check_default_constructible(method_cls: type[Method]) -> None:
+    method_cls.check_signature()
+    try:
+        method = method_cls()
+    except TypeError as err:
+        raise AssertionError(f"{method_cls.__name__} must be constructible with no arguments "
+                             f"(every hyperparameter needs a default): {err}") from err
+    try:
+        budget_of(method)
+    except MethodContractError as err:
+        raise AssertionError(str(err)) from err
+
+
+def check_params_round_trip(method_cls: type[Method]) -> None:
+    params = method_cls().get_params()
+    assert "steps" in params, f"{method_cls.__name__} must take a 'steps' budget"
+    assert method_cls(**params).get_params() == params, f"{method_cls.__name__}: get_params() does not round-trip"
+
+
+def check_no_mutation(method_cls: type[Method]) -> None:
+    """Model weights, buffers and train/eval mode, and every split of the data, are unchanged."""
+    probe = _probe(method_cls)
+    weights, data = state_hash(probe.original), data_fingerprint(probe.data)
+    _unlearn(method_cls)  # unlearn_checked raises on a violation
+    assert state_hash(probe.original) == weights, f"{method_cls.__name__}.unlearn changed its input model"
+    assert data_fingerprint(probe.data) == data, f"{method_cls.__name__}.unlearn changed the task data"
+
+
+def check_returns_new_model_same_architecture(method_cls: type[Method]) -> None:
+    out, _, probe = _unlearn(method_cls)
+    assert out is not probe.original, f"{method_cls.__name__}.unlearn must return a new model"
+    if method_cls.output == "predictions":
+        with torch.no_grad():
+            got, ref = probe.task.outputs(out, probe.data.train.x), probe.task.outputs(probe.original, probe.data.train.x)
+        assert got.shape == ref.shape, f"{method_cls.__name__} changed the output shape"
+
+
+def check_changes_model_on_probe(method_cls: type[Method]) -> None:
+    """A method that changes nothing on its probe would pass every other check vacuously."""
+    if not method_cls.changes_model:
         return
-    assert type(out) is type(original), f"{name} changed the architecture ({type(out).__name__})"
-    shapes_in = {k: v.shape for k, v in before.items()}
-    shapes_out = {k: v.shape for k, v in out.state_dict().items()}
-    assert shapes_in == shapes_out, f"{name} changed the state-dict keys or shapes"
-    assert _same(_snapshot(again), _snapshot(out)), f"{name} is not deterministic under a fixed seed"
+    out, _, probe = _unlearn(method_cls)
+    assert _outputs_hash(method_cls, out, probe) != _outputs_hash(method_cls, probe.original, probe), (
+        f"{method_cls.__name__} did not change the model on its probe task ({probe.task.name}, "
+        f"{CONTRACT_BUDGET} steps): pick a probe tag where it acts, or set changes_model = False"
+    )
+
+
+def check_within_budget_as_measured(method_cls: type[Method]) -> None:
+    try:
+        _, ctx, _ = _unlearn(method_cls)
+    except BudgetExceededError as err:
+        raise AssertionError(f"{method_cls.__name__} exceeded its budget of {CONTRACT_BUDGET} steps: {err}") from err
+    assert ctx.steps_used <= CONTRACT_BUDGET, f"{method_cls.__name__} took {ctx.steps_used} steps"
+
+
+def check_deterministic_in_fresh_process(method_cls: type[Method]) -> None:
+    """Same seed, same result, in this process twice and in a fresh interpreter (hash seed, global RNG)."""
+    first, _, probe = _unlearn(method_cls)
+    second, _, _ = _unlearn(method_cls)
+    here = _outputs_hash(method_cls, first, probe)
+    assert here == _outputs_hash(method_cls, second, probe), f"{method_cls.__name__} is not deterministic under a fixed seed"
+    if "<locals>" in method_cls.__qualname__:
+        return  # a class defined inside a function cannot be imported by a fresh process
+    there = _hash_in_subprocess(method_cls)
+    assert here == there, f"{method_cls.__name__} gives a different result in a fresh process under the same seed"
+
+
+def _hash_in_subprocess(method_cls: type[Method]) -> str:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    target = json.dumps([method_cls.__module__, method_cls.__qualname__])
+    threads = str(torch.get_num_threads())  # same reduction order as here
+    proc = subprocess.run([sys.executable, "-m", "bench.contract", target, threads], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert proc.returncode == 0, f"the fresh process failed:\n{proc.stderr[-2000:]}"
+    return proc.stdout.strip().splitlines()[-1]
+
+
+RULES: dict[str, Callable[[type[Method]], None]] = {
+    "default-constructible": check_default_constructible,
+    "params-round-trip": check_params_round_trip,
+    "no-mutation": check_no_mutation,
+    "new-model-same-architecture": check_returns_new_model_same_architecture,
+    "changes-model-on-probe": check_changes_model_on_probe,
+    "within-budget-as-measured": check_within_budget_as_measured,
+    "deterministic-fresh-process": check_deterministic_in_fresh_process,
+}
+
+
+def method_checks(method_cls: type[Method]) -> Iterator[Check]:
+    """One named check per contract rule, in the order a failure is easiest to understand."""
+    for rule, run in RULES.items():
+        yield Check(rule, method_cls, run)
+
+
+def check_method(method_cls: type[Method]) -> None:
+    """Raise AssertionError naming the first broken rule of the method contract."""
+    for check in method_checks(method_cls):
+        check()
+
+
+def _child_main(target: str, threads: str) -> None:
+    import importlib
+
+    import bench.registry  # noqa: F401  (registers tasks the probe needs)
+    module, qualname = json.loads(target)
+    obj = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    torch.set_num_threads(int(threads))
+    out, _, probe = _unlearn(obj)
+    print(_outputs_hash(obj, out, probe))
+
+
+if __name__ == "__main__":
+    _child_main(sys.argv[1], sys.argv[2])

@@ -33,3 +33,9 @@ class BudgetExceededError(Exception):
     """A method took more optimisation steps than its declared budget (a bug in the method)."""
 
     exit_code = 3
+
+
+class MethodContractError(Exception):
+    """A method broke the contract the harness enforces (returned its input, mutated data, ...). Exit code 4."""
+
+    exit_code = 4

@@ -26,6 +26,13 @@ class Method(Configurable, ABC):
     #: "model": unlearn returns weights of the original's architecture; "predictions": it returns a wrapper
     #: that only predicts the unlearned outputs (datamodel-direct), which is scored but not cached.
     output: ClassVar[str] = "model"
+    #: Contract tags. ``probe``: the tiny task the contract suite runs the method on (a key of
+    #: ``bench.contract.PROBES``: "linear", "digits" or "dave-tiny"); ``changes_model``: False only for
+    #: a method whose point is to change nothing (noop), which exempts it from the "changes the model" check.
+    probe: ClassVar[str] = "linear"
+    changes_model: ClassVar[bool] = True
+    #: True only where ``steps=None`` means "the method's own full schedule" (retrain), not a missing budget.
+    unbounded_steps: ClassVar[bool] = False
     steps: int
 
     @abstractmethod

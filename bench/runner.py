@@ -14,6 +14,7 @@ from torch import nn
 
 from bench.context import Observer, UnlearnContext
 from bench.errors import BenchError, DivergenceError, ForgetSetError
+from bench.enforce import budget_of, unlearn_checked
 from bench.executor import Executor
 from bench.method import Method
 from bench.optim import weights_finite
@@ -155,7 +156,7 @@ def _unlearn_all(spec: RunSpec, data: TaskData, device: torch.device, seeds: lis
                  log: Log) -> tuple[list[nn.Module], list[float], list[int], int, list]:
     """Unlearn each original (or the single original, under the challenge protocol); cache the results."""
     method, task = spec.method, spec.task
-    budget = method.steps if isinstance(method.steps, int) else None
+    budget = budget_of(method)
     code = method_code_hash(method)
     models, seconds, steps, cached, curves = [], [], [], 0, []
     for i, seed in enumerate(seeds):
@@ -187,7 +188,7 @@ def _unlearn_all(spec: RunSpec, data: TaskData, device: torch.device, seeds: lis
             datamodels=datamodels, observer=observer,
         )
         start = time.perf_counter()
-        model = method.unlearn(original, ctx)
+        model = unlearn_checked(method, original, ctx)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         elapsed = time.perf_counter() - start

@@ -17,6 +17,7 @@ class NoOp(Method):
     """Return the original model unchanged: the floor any method must beat."""
 
     name = "noop"
+    changes_model = False
     steps: int = 0
 
     def unlearn(self, model: nn.Module, ctx: UnlearnContext) -> nn.Module:
@@ -29,6 +30,7 @@ class Retrain(Method):
     """Train a fresh model on the retain set with the task's recipe: the ceiling, at full cost."""
 
     name = "retrain"
+    unbounded_steps = True  # steps=None is its full recipe, not a missing budget (bench.enforce.budget_of)
     steps: int | None = None  # None: the task's full recipe; an int caps its optimiser steps
 
     def unlearn(self, model: nn.Module, ctx: UnlearnContext) -> nn.Module:

@@ -46,6 +46,7 @@ class FisherForgetting(Method):
     """Fisher forgetting: add Gaussian noise with variance alpha / (retain Fisher + eps) to every weight."""
 
     name = "fisher"
+    probe = "digits"
     requires = frozenset({"classification"})
 
     # Golatkar et al. 2020 ("Eternal Sunshine of the Spotless Net"), Fisher forgetting: diagonal Fisher on the

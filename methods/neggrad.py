@@ -18,6 +18,7 @@ class NegGradPlus(Method):
     """NegGrad+: minimise beta * CE(retain) - (1 - beta) * CE(forget) with SGD and momentum."""
 
     name = "neggrad-plus"
+    probe = "digits"
     requires = frozenset({"classification"})
 
     # Kurmanji et al. 2023 ("Towards Unbounded Machine Unlearning"), their NegGrad+ baseline: one retain and
@@ -46,6 +47,7 @@ class L1Sparse(Method):
     """l1-sparse: fine-tune on the retain set with an L1 penalty on all weights that decays linearly to 0."""
 
     name = "l1-sparse"
+    probe = "digits"
     requires = frozenset({"classification"})
 
     # Jia et al. 2023 ("Model Sparsity Can Simplify Machine Unlearning"): retain cross-entropy plus

@@ -40,6 +40,7 @@ class RandomLabel(Method):
     """Random labels: fine-tune on the forget set relabelled with random wrong classes, plus retain CE."""
 
     name = "random-label"
+    probe = "digits"
     requires = frozenset({"classification"})
 
     # The random-label baseline of Golatkar et al. 2020 / Graves et al. 2021 ("Amnesiac Machine Learning"), as
@@ -94,6 +95,7 @@ class SalUn(Method):
     """SalUn: random-label unlearning that updates only the weights most salient to the forget loss."""
 
     name = "salun"
+    probe = "digits"
     requires = frozenset({"classification"})
 
     # Fan et al. 2024 ("SalUn: Empowering Machine Unlearning via Gradient-based Weight Saliency"):

@@ -28,6 +28,7 @@ class Scrub(Method):
     """SCRUB: alternate max-steps (diverge from the original on forget) and min-steps (match it on retain)."""
 
     name = "scrub"
+    probe = "digits"
     requires = frozenset({"classification"})
 
     # Kurmanji et al. 2023 ("Towards Unbounded Machine Unlearning") and their code: min-step loss

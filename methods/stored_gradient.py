@@ -45,6 +45,7 @@ class StoredGradientAscent(Method):
     """Paper 000: step along the forget set's gradients recorded during training (first epoch or all epochs)."""
 
     name = "stored-ga"
+    probe = "dave-tiny"
     requires = frozenset({"recorded_gradients"})
 
     steps: int = 10

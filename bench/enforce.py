@@ -1,0 +1,135 @@
+"""What the harness checks around every unlearning call, so the method contract is enforced, not trusted.
+
+The runner and the contract suite both call ``unlearn_checked``. It refuses a method that returns
+nothing, returns its input, changes its input's weights or train/eval mode, touches any data split,
+or returns another architecture, and it counts steps itself instead of believing the method.
+
+What counts as a step (the one definition): one optimiser update, i.e. one ``optimizer.step()`` on any
+``torch.optim`` optimiser, or one ``ctx.step_done`` for a method that updates weights by hand.
+The count is the larger of the two, so a method that runs its own optimiser loop without reporting is
+still charged, and the budget (``steps``, an int) is enforced on the count as it happens. Not seen:
+a method that updates weights by hand *and* never calls ``ctx.step_done``. The count is per process,
+so units must not unlearn in parallel threads of one process (the executor uses processes).
+"""
+from __future__ import annotations
+
+import hashlib
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator
+
+import numpy as np
+import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
+from torch import nn
+
+from bench.errors import BudgetExceededError, MethodContractError
+
+if TYPE_CHECKING:
+    from bench.context import UnlearnContext
+    from bench.method import Method
+    from bench.task import TaskData
+
+__all__ = ["budget_of", "counted_steps", "data_fingerprint", "state_hash", "unlearn_checked"]
+
+
+def budget_of(method: "Method") -> int | None:
+    """The method's step budget; anything but a non-negative int is a broken method, not "no budget".
+
+    ``None`` is accepted only from a method whose class declares ``unbounded_steps = True`` (retrain:
+    the task's whole training recipe is its schedule).
+    """
+    steps = getattr(method, "steps", None)
+    if steps is None and getattr(method, "unbounded_steps", False):
+        return None
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise MethodContractError(
+            f"{type(method).__name__}.steps must be a non-negative int (the step budget), got {steps!r}; "
+            "declare it as `steps: int = 100`"
+        )
+    return int(steps)
+
+
+def state_hash(model: nn.Module) -> str:
+    """sha256 of every state-dict tensor (name, dtype, shape, bytes) and every module's train flag."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    digest.update(bytes(m.training for m in model.modules()))
+    return digest.hexdigest()
+
+
+def data_fingerprint(data: "TaskData") -> dict[str, str]:
+    """One digest per split and the forget ids, so a violation names what was changed."""
+    def digest(*arrays: object) -> str:
+        h = hashlib.sha256()
+        for a in arrays:
+            if isinstance(a, torch.Tensor):
+                a = a.detach().cpu().contiguous()
+                h.update(f"{a.dtype}|{tuple(a.shape)}|".encode())
+                h.update(a.view(torch.uint8).numpy().tobytes() if a.numel() else b"")
+            else:
+                arr = np.ascontiguousarray(a)
+                h.update(f"{arr.dtype}|{arr.shape}|".encode() + arr.tobytes())
+        return h.hexdigest()
+
+    return {"train": digest(data.train.x, data.train.y), "val": digest(data.val.x, data.val.y),
+            "forget ids": digest(data.forget_idx)}
+
+
+class _StepCounter:
+    def __init__(self, budget: int | None) -> None:
+        self.count = 0
+        self.budget = budget
+
+    def __call__(self, optimizer: torch.optim.Optimizer, args: object, kwargs: object) -> None:
+        self.count += 1
+        if self.budget is not None and self.count > self.budget:
+            raise BudgetExceededError(
+                f"optimizer step {self.count} exceeds the budget of {self.budget} steps (counted by the harness)"
+            )
+
+
+@contextmanager
+def counted_steps(budget: int | None) -> Iterator[_StepCounter]:
+    """Count every torch optimiser step taken inside the block; raise as soon as the budget is passed."""
+    counter = _StepCounter(budget)
+    handle = register_optimizer_step_post_hook(counter)
+    try:
+        yield counter
+    finally:
+        handle.remove()
+
+
+def _architecture(model: nn.Module) -> tuple[type, dict[str, tuple[int, ...]]]:
+    return type(model), {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def unlearn_checked(method: "Method", model: nn.Module, ctx: "UnlearnContext") -> nn.Module:
+    """``method.unlearn(model, ctx)`` with the contract enforced; sets ``ctx.steps_used`` to the counted steps."""
+    name = getattr(method, "name", type(method).__name__)
+    budget = budget_of(method)
+    if ctx.max_steps is None:
+        ctx.max_steps = budget
+    weights_before = state_hash(model)
+    data_before = data_fingerprint(ctx.data)
+    with counted_steps(ctx.max_steps) as counter:
+        out = method.unlearn(model, ctx)
+    if not isinstance(out, nn.Module):
+        raise MethodContractError(f"method {name!r}: unlearn must return a new nn.Module, got {type(out).__name__}")
+    if out is model:
+        raise MethodContractError(f"method {name!r}: unlearn returned its input model; return a copy "
+                                  "(bench.optim.clone) so the original stays intact")
+    if state_hash(model) != weights_before:
+        raise MethodContractError(f"method {name!r}: unlearn changed its input model (weights, buffers or "
+                                  "train/eval mode); work on a copy (bench.optim.clone)")
+    changed = [split for split, digest in data_fingerprint(ctx.data).items() if data_before[split] != digest]
+    if changed:
+        raise MethodContractError(f"method {name!r}: unlearn modified the task data ({', '.join(changed)}); "
+                                  "copy a split before changing it")
+    if getattr(method, "output", "model") == "model" and _architecture(out) != _architecture(model):
+        raise MethodContractError(f"method {name!r}: unlearn returned another architecture "
+                                  f"({type(out).__name__} with different state-dict keys or shapes)")
+    ctx.steps_used = max(ctx.steps_used, counter.count)
+    return out
