@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from bench.errors import BudgetExceededError
-from bench.seeding import torch_generator
+from bench.seeding import derive_seed, torch_generator
 from bench.task import Split, Task, TaskData
 
 Observer = Callable[[int, nn.Module], None]
@@ -54,6 +54,14 @@ class UnlearnContext:
 
     def batch_size(self, value: int | None) -> int | None:
         return self.task.default_batch_size if value is None else value
+
+    def fresh_model(self, index: int = 0) -> nn.Module:
+        """A newly initialised model of the task's architecture on the run's device, seeded from this context."""
+        return self.task.make_model(derive_seed(self.seed, "fresh", index)).to(self.device)
+
+    def train(self, model: nn.Module, split: Split, max_steps: int | None = None) -> nn.Module:
+        """Train ``model`` on ``split`` with the task's own recipe, every optimiser step charged to the budget."""
+        return self.task.train(model, split, self.seed, max_steps=max_steps, on_step=self.step_done)
 
     def step_done(self, model: nn.Module) -> None:
         """Count one optimiser step against the budget and let an observer record the model."""

@@ -14,6 +14,7 @@ the runner calls it.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -31,7 +32,7 @@ from bench.enforce import budget_of, data_fingerprint, state_hash, unlearn_check
 from bench.errors import BudgetExceededError, MethodContractError
 from bench.method import Method
 from bench.seeding import derive_seed
-from bench.task import Task, TaskData
+from bench.task import Split, Task, TaskData
 
 __all__ = ["CONTRACT_BUDGET", "PROBES", "Check", "check_method", "method_checks", "probe_task"]
 
@@ -83,27 +84,37 @@ class _Probe:
     seed: int
 
 
-@lru_cache(maxsize=8)
 def _probe(method_cls: type[Method], seed: int = 0) -> _Probe:
-    """The probe task's data and one trained original; cached so checks share them."""
+    """The probe task named by the method's tag, its data and one trained original."""
+    return _probe_for_tag(getattr(method_cls, "probe", "linear"), method_cls, seed)
+
+
+def _probe_for_tag(tag: str, method_cls: type[Method], seed: int) -> _Probe:
+    if tag in _PROBE_CACHE:
+        return _PROBE_CACHE[tag]
     task = probe_task(method_cls)
     train, val = task.load()
     forget_idx = task.select_forget(train, np.random.default_rng(seed))
     original_seed = derive_seed(seed, "original")
     original = task.train(task.make_model(original_seed), train, original_seed).eval()
-    return _Probe(task, TaskData(train, val, forget_idx), original, seed)
+    _PROBE_CACHE[tag] = _Probe(task, TaskData(train, val, forget_idx), original, seed)
+    return _PROBE_CACHE[tag]
 
 
-def _context(method: Method, probe: _Probe) -> UnlearnContext:
-    """A fresh context with every extra the method requires, built on the probe's original."""
-    task, data, seed, original = probe.task, probe.data, probe.seed, probe.original
-    oracle_outputs, recorded, datamodels = None, None, None
-    if "datamodels" in method.requires:
+_PROBE_CACHE: dict[str, _Probe] = {}  # one original per probe task, shared by every method and rule
+
+
+@lru_cache(maxsize=16)
+def _extras(tag: str, requirement: str, seed: int) -> object:
+    """What a requirement provides on a probe (datamodels, recorded gradients, an oracle): built once."""
+    probe = _PROBE_CACHE[tag]
+    task, data, original = probe.task, probe.data, probe.original
+    if requirement == "datamodels":
         from bench.executor import Executor
         from oracles.datamodels import build_datamodels
-        datamodels = build_datamodels(task, n_models=24, alpha=0.5, seed=seed, device=torch.device("cpu"),
-                                      store=None, executor=Executor(), progress=False)
-    if "recorded_gradients" in method.requires:
+        return build_datamodels(task, n_models=24, alpha=0.5, seed=seed, device=torch.device("cpu"),
+                                store=None, executor=Executor(), progress=False)
+    if requirement == "recorded_gradients":
         from bench.recording import totals_from_flat
         from oracles.ensemble import model_spec
         from oracles.recorded import record_gradients
@@ -111,20 +122,26 @@ def _context(method: Method, probe: _Probe) -> UnlearnContext:
         flat = record_gradients(task, data.forget_idx, original_seed, original,
                                 model_spec(task, np.array([], dtype=np.int64), original_seed),
                                 torch.device("cpu"), None).flat
-
-        def lookup(kind: str) -> dict[str, torch.Tensor]:
-            return totals_from_flat(flat, kind)
-        recorded = lookup
-    if "oracle_outputs" in method.requires:
+        return lambda kind: totals_from_flat(flat, kind)
+    if requirement == "oracle_outputs":
         oracle_seed = derive_seed(seed, "target")
         oracle = task.train(task.make_model(oracle_seed), data.retain, oracle_seed).eval()
 
         def predict(x: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
                 return task.outputs(oracle, x)
-        oracle_outputs = predict
-    return UnlearnContext(task=task, data=data, seed=derive_seed(seed, "unlearn"), max_steps=CONTRACT_BUDGET,
-                          oracle_outputs=oracle_outputs, recorded_gradients=recorded, datamodels=datamodels)
+        return predict
+    return None
+
+
+def _context(method: Method, probe: _Probe) -> UnlearnContext:
+    """A fresh context (steps, generator) with every extra the method requires, built on the probe's original."""
+    tag = getattr(method, "probe", "linear")
+    extra = {req: _extras(tag, req, probe.seed) for req in ("datamodels", "recorded_gradients", "oracle_outputs")
+             if req in method.requires}
+    return UnlearnContext(task=probe.task, data=probe.data, seed=derive_seed(probe.seed, "unlearn"),
+                          max_steps=CONTRACT_BUDGET, oracle_outputs=extra.get("oracle_outputs"),
+                          recorded_gradients=extra.get("recorded_gradients"), datamodels=extra.get("datamodels"))
 
 
 def _budgeted(method_cls: type[Method]) -> Method:
@@ -135,9 +152,17 @@ def _budgeted(method_cls: type[Method]) -> Method:
     return method_cls(**{**params, **overrides})
 
 
+def _private_copy(probe: _Probe) -> _Probe:
+    """The shared probe, copied, so a method that breaks the rules cannot corrupt it for the next one."""
+    data = probe.data
+    return _Probe(probe.task, TaskData(Split(data.train.x.clone(), data.train.y.clone()),
+                                       Split(data.val.x.clone(), data.val.y.clone()), data.forget_idx.copy()),
+                  copy.deepcopy(probe.original), probe.seed)
+
+
 def _unlearn(method_cls: type[Method]) -> tuple[nn.Module, UnlearnContext, _Probe]:
-    """Run the budgeted method once on the probe, enforced; a contract violation becomes an AssertionError."""
-    probe = _probe(method_cls)
+    """Run the budgeted method once on (a copy of) the probe, enforced; a violation becomes an AssertionError."""
+    probe = _private_copy(_probe(method_cls))
     method = _budgeted(method_cls)
     ctx = _context(method, probe)
     try:
@@ -183,9 +208,9 @@ def check_params_round_trip(method_cls: type[Method]) -> None:
 
 def check_no_mutation(method_cls: type[Method]) -> None:
     """Model weights, buffers and train/eval mode, and every split of the data, are unchanged."""
-    probe = _probe(method_cls)
-    weights, data = state_hash(probe.original), data_fingerprint(probe.data)
-    _unlearn(method_cls)  # unlearn_checked raises on a violation
+    shared = _probe(method_cls)
+    weights, data = state_hash(shared.original), data_fingerprint(shared.data)
+    _, _, probe = _unlearn(method_cls)  # unlearn_checked raises on a violation of the copy it was given
     assert state_hash(probe.original) == weights, f"{method_cls.__name__}.unlearn changed its input model"
     assert data_fingerprint(probe.data) == data, f"{method_cls.__name__}.unlearn changed the task data"
 

@@ -136,6 +136,11 @@ class Task(Configurable, ABC):
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-example training loss, shape [batch]."""
 
+    def loss_from_outputs(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-example loss from model outputs (for torch.func transforms and distillation-style methods)."""
+        raise NotImplementedError(f"task {self.name!r} does not define loss_from_outputs; "
+                                  "methods that need per-example gradients cannot run on it")
+
     def regularizer(self, model: nn.Module) -> torch.Tensor:
         """Penalty added to the mean loss in the training objective (ridge, for instance)."""
         return torch.zeros((), device=next(model.parameters()).device)

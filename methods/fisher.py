@@ -2,42 +2,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, vmap
 
 from bench.context import UnlearnContext
 from bench.errors import DivergenceError
 from bench.method import Method
 from bench.optim import clone, weights_finite
 from bench.registry import register_method
-
-
-def empirical_fisher(model: nn.Module, ctx: UnlearnContext, batches: int,
-                     batch_size: int | None) -> dict[str, torch.Tensor]:
-    """Diagonal empirical Fisher on the retain set: the mean over retain examples of the squared
-    per-example gradient of -log p(y | x) at the true label, from ``batches`` shuffled mini-batches.
-    Each mini-batch counts as one step against the budget."""
-    task = ctx.task
-    params = {name: p.detach() for name, p in model.named_parameters()}
-    buffers = {name: b.detach() for name, b in model.named_buffers()}
-
-    def example_loss(p: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return task.output_loss(functional_call(model, (p, buffers), (x.unsqueeze(0),)), y.unsqueeze(0)).sum()
-
-    per_example = vmap(grad(example_loss), in_dims=(None, 0, 0))
-    totals = {name: torch.zeros_like(p) for name, p in params.items()}
-    seen = 0
-    retain = ctx.batches(ctx.retain, ctx.batch_size(batch_size))
-    for _ in range(batches):
-        batch = next(retain)
-        grads = per_example(params, batch.x, batch.y)
-        for name, g in grads.items():
-            totals[name] += g.pow(2).sum(0)
-        seen += len(batch)
-        ctx.step_done(model)
-    return {name: total / max(seen, 1) for name, total in totals.items()}
+from bench.task import Split
+from methods.toolkit import fisher_diagonal
 
 
 @register_method
@@ -65,9 +41,16 @@ class FisherForgetting(Method):
     eps: float = 1e-8
     max_variance: float = 1e-2
 
+    def _charged_batches(self, ctx: UnlearnContext, model: nn.Module) -> Iterator[Split]:
+        """``steps`` shuffled retain mini-batches, each charged as one step."""
+        retain = ctx.batches(ctx.retain, ctx.batch_size(self.batch_size))
+        for _ in range(self.steps):
+            yield next(retain)
+            ctx.step_done(model)
+
     def unlearn(self, model: nn.Module, ctx: UnlearnContext) -> nn.Module:
         out = clone(model).eval()
-        fisher = empirical_fisher(out, ctx, self.steps, self.batch_size)
+        fisher = fisher_diagonal(out, ctx.task, self._charged_batches(ctx, out))
         with torch.no_grad():
             for name, p in out.named_parameters():
                 variance = (self.alpha / (fisher[name] + self.eps)).clamp(max=self.max_variance)

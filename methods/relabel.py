@@ -12,12 +12,7 @@ from bench.method import Method
 from bench.optim import clone, descend
 from bench.registry import register_method
 from bench.task import Split
-
-
-def random_wrong_labels(y: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
-    """One label per example drawn uniformly from the ``num_classes - 1`` classes other than its own."""
-    shift = torch.randint(1, num_classes, tuple(y.shape), generator=generator, device=generator.device)
-    return (y + shift.to(y.device)) % num_classes
+from methods.toolkit import random_wrong_labels, saliency_mask
 
 
 def random_label_objective(ctx: UnlearnContext, batch_size: int | None) -> Callable[[nn.Module], torch.Tensor]:
@@ -57,38 +52,6 @@ class RandomLabel(Method):
                        lr=ctx.lr(self.lr), ctx=ctx, momentum=self.momentum, label=self.name)
 
 
-def saliency_mask(model: nn.Module, ctx: UnlearnContext, fraction: float,
-                  batch_size: int | None) -> dict[str, torch.Tensor]:
-    """Boolean masks marking the ``fraction`` of all weights with the largest |gradient| of the forget loss.
-
-    The gradient is that of the mean forget-set cross-entropy at the original weights, accumulated over
-    the forget set in order (no optimiser step, so it does not count against the budget); the threshold
-    is global, over every parameter tensor at once.
-    """
-    if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"mask_fraction must be in [0, 1], got {fraction}")
-    task, forget = ctx.task, ctx.forget
-    probe = clone(model).eval()
-    probe.zero_grad(set_to_none=True)
-    n = len(forget)
-    size = ctx.batch_size(batch_size) or n
-    for start in range(0, n, size):
-        x, y = forget.x[start:start + size], forget.y[start:start + size]
-        (task.loss(probe, x, y).sum() / n).backward()
-    named = [(name, p) for name, p in probe.named_parameters()]
-    saliency = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).abs().flatten()
-                          for _, p in named])
-    keep = int(round(fraction * saliency.numel()))
-    flat = torch.zeros(saliency.numel(), dtype=torch.bool, device=saliency.device)
-    if keep > 0:
-        flat[torch.topk(saliency, keep, sorted=False).indices] = True
-    masks, offset = {}, 0
-    for name, p in named:
-        masks[name] = flat[offset:offset + p.numel()].view_as(p)
-        offset += p.numel()
-    return masks
-
-
 @register_method
 @dataclass(kw_only=True)
 class SalUn(Method):
@@ -107,7 +70,7 @@ class SalUn(Method):
     mask_fraction: float = 0.5
 
     def unlearn(self, model: nn.Module, ctx: UnlearnContext) -> nn.Module:
-        masks = saliency_mask(model, ctx, self.mask_fraction, self.batch_size)
+        masks = saliency_mask(model, ctx.task, ctx.forget, self.mask_fraction, ctx.batch_size(self.batch_size))
         student = clone(model)
         # zero the gradient of unmasked weights before it reaches the optimiser: with no weight decay their
         # momentum stays zero too, so they come back bitwise unchanged

@@ -11,15 +11,7 @@ from bench.context import UnlearnContext
 from bench.method import Method
 from bench.optim import clone, descend
 from bench.registry import register_method
-
-
-def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """KL(teacher || student) of temperature-softened outputs, times T^2, averaged over the batch
-    (Hinton et al.'s distillation loss, as in SCRUB's code)."""
-    log_student = F.log_softmax(student_logits.float() / temperature, dim=1)
-    log_teacher = F.log_softmax(teacher_logits.float() / temperature, dim=1)
-    kl = F.kl_div(log_student, log_teacher, reduction="batchmean", log_target=True)
-    return kl * temperature ** 2
+from methods.toolkit import distill_kl
 
 
 @register_method

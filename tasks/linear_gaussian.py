@@ -100,7 +100,10 @@ class LinearGaussian(Task):
         return {"trainer": self.trainer, "batch": batch, "lr": self.train_lr(), "steps": self.train_steps}
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (model(x).squeeze(-1) - y) ** 2
+        return self.loss_from_outputs(model(x), y)
+
+    def loss_from_outputs(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (outputs.squeeze(-1) - y) ** 2
 
     def regularizer(self, model: nn.Module) -> torch.Tensor:
         return 0.5 * self.ridge * model.weight.pow(2).sum()

@@ -10,9 +10,10 @@ import torch
 from bench.context import UnlearnContext
 from bench.registry import METHODS
 from bench.task import TaskData
-from methods.fisher import FisherForgetting, empirical_fisher
+from methods.fisher import FisherForgetting
 from methods.neggrad import L1Sparse, NegGradPlus
-from methods.relabel import RandomLabel, SalUn, random_wrong_labels, saliency_mask
+from methods.relabel import RandomLabel, SalUn
+from methods.toolkit import fisher_diagonal, random_wrong_labels, saliency_mask
 from tasks.digits import Digits
 
 SEED = 7
@@ -31,6 +32,12 @@ def setup():
         yield task, data, original
     finally:
         torch.set_num_threads(threads)
+
+
+def empirical_fisher(model, ctx, batches, batch_size):
+    """Fisher forgetting's retain Fisher: the toolkit's fisher_diagonal over its charged batches."""
+    method = FisherForgetting(steps=batches, batch_size=batch_size)
+    return fisher_diagonal(model, ctx.task, method._charged_batches(ctx, model))
 
 
 def _context(setup, seed=SEED, **kwargs):
@@ -127,7 +134,7 @@ def test_random_labels_are_never_the_true_label():
 def test_salun_changes_only_masked_weights(setup):
     original = setup[2]
     method = SalUn()
-    masks = saliency_mask(original, _context(setup), method.mask_fraction, method.batch_size)
+    masks = saliency_mask(original, setup[0], _context(setup).forget, method.mask_fraction, method.batch_size)
     total = sum(m.numel() for m in masks.values())
     assert sum(int(m.sum()) for m in masks.values()) == round(0.5 * total)
     out = _run(setup, method)
@@ -150,7 +157,7 @@ def test_salun_with_an_empty_mask_changes_nothing(setup):
 def test_salun_mask_follows_forget_gradient(setup):
     """The masked weights have larger forget-loss gradients than the unmasked ones (global threshold)."""
     task, data, original = setup
-    masks = saliency_mask(original, _context(setup), 0.5, None)
+    masks = saliency_mask(original, setup[0], _context(setup).forget, 0.5, None)
     loss = task.loss(original, data.forget.x, data.forget.y).mean()
     grads = torch.autograd.grad(loss, list(original.parameters()))  # leaves the original's .grad alone
     magnitude = torch.cat([g.abs().flatten() for g in grads])
