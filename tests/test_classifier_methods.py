@@ -21,17 +21,11 @@ RETAIN_KEPT = 0.8  # an unlearned model keeps at least this fraction of the orig
 
 
 @pytest.fixture(scope="module")
-def setup():
+def setup(skewed_digits):
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is several times faster than two contending ones
-    try:
-        task = Digits(width=32, epochs=10, forget_size=60, selector="skewed")
-        train, val = task.load()
-        data = TaskData(train, val, task.select_forget(train, np.random.default_rng(0)))
-        original = task.train(task.make_model(1), train, 1).eval()
-        yield task, data, original
-    finally:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(1)
+    yield skewed_digits
+    torch.set_num_threads(threads)
 
 
 def empirical_fisher(model, ctx, batches, batch_size):

@@ -14,17 +14,11 @@ from tasks.linear_gaussian import LinearGaussian
 
 
 @pytest.fixture(scope="module")
-def setup():
+def setup(skewed_digits):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    try:
-        task = Digits(width=32, epochs=10, forget_size=60, selector="skewed")
-        train, val = task.load()
-        data = TaskData(train, val, task.select_forget(train, np.random.default_rng(0)))
-        original = task.train(task.make_model(1), train, 1).eval()
-        yield task, data, original
-    finally:
-        torch.set_num_threads(threads)
+    yield skewed_digits
+    torch.set_num_threads(threads)
 
 
 # measured at the defaults: bad-teacher forget 0.717 / retain 0.887, ssd 0.867 / 0.925 (original 0.967 / 0.946)
