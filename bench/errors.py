@@ -33,3 +33,9 @@ class BudgetExceededError(Exception):
     """A method took more optimisation steps than its declared budget (a bug in the method)."""
 
     exit_code = 3
+
+
+class MethodFailedError(Exception):
+    """A method's ``unlearn`` raised, returned no model or a model of another architecture. CLI exit code 3."""
+
+    exit_code = 3

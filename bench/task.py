@@ -70,6 +70,7 @@ class Task(Configurable, ABC):
     """
 
     name: ClassVar[str]
+    kind_name: ClassVar[str] = "task"
     version: ClassVar[str]
     default_lr: ClassVar[float] = 0.01
     default_batch_size: ClassVar[int | None] = 64
@@ -170,6 +171,12 @@ class Task(Configurable, ABC):
                 "accuracy": float((logits.argmax(1) == split.y).float().mean()),
                 "loss": float(self.loss(model, split.x, split.y).mean()),
             }
+
+    def explosion_reason(self, model: nn.Module, reference: nn.Module | None, split: Split) -> str | None:
+        """Why ``model`` counts as exploded or collapsed on ``split`` (None: usable). ``reference`` is the
+        model it came from (the original, for an unlearned model), or None for a freshly trained one.
+        Tasks declare their bound here (a loss far beyond a trivial predictor's, accuracy at chance)."""
+        return None
 
     def select_forget(self, train: Split, rng: np.random.Generator) -> np.ndarray:
         """The forget set: ``forget_size`` distinct training positions chosen uniformly at random."""

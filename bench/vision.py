@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import asdict, dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.bounds import MAX_BATCH, Momentum, NonNegative, Range, Width
 from bench.classification import ClassifierTask
 from bench.task import Split, StepHook
 
@@ -164,10 +165,10 @@ class VisionTask(ClassifierTask):
     data_root: str = "~/data"
     download: bool = False
     verify: bool = True  # torchvision's md5 checks of the dataset files
-    subset: int = 0  # train on the first N training images (0: all); for CPU runs
-    width: int = 64
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    subset: Annotated[int, Range(0, MAX_BATCH)] = 0  # train on the first N training images (0: all); for CPU runs
+    width: Width = 64
+    momentum: Momentum = 0.9
+    weight_decay: NonNegative = 5e-4
     compile: bool = False
 
     def outputs(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:

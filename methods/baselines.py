@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from bench.bounds import OptionalSteps, Steps
 from bench.context import UnlearnContext
 from bench.method import Method
 from bench.optim import clone
@@ -17,7 +18,7 @@ class NoOp(Method):
     """Return the original model unchanged: the floor any method must beat."""
 
     name = "noop"
-    steps: int = 0
+    steps: Steps = 0
 
     def unlearn(self, model: nn.Module, ctx: UnlearnContext) -> nn.Module:
         return clone(model)
@@ -29,7 +30,7 @@ class Retrain(Method):
     """Train a fresh model on the retain set with the task's recipe: the ceiling, at full cost."""
 
     name = "retrain"
-    steps: int | None = None  # None: the task's full recipe; an int caps its optimiser steps
+    steps: OptionalSteps = None  # None: the task's full recipe; an int caps its optimiser steps
 
     def unlearn(self, model: nn.Module, ctx: UnlearnContext) -> nn.Module:
         fresh = ctx.task.make_model(ctx.seed).to(ctx.device)

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.bounds import BatchSize, LearningRate, Momentum, NonNegative, Positive, Steps
 from bench.context import UnlearnContext
 from bench.method import Method
 from bench.optim import clone, descend
@@ -19,12 +20,12 @@ class NegativePreference(Method):
     """NPO: push the forget set's likelihood below the original model's, with a loss that saturates."""
 
     name = "npo"
-    steps: int = 50
-    lr: float | None = None
-    batch_size: int | None = None
-    momentum: float = 0.9
-    beta: float = 0.1
-    retain_weight: float = 0.0  # > 0 adds the retain loss (NPO+RT)
+    steps: Steps = 50
+    lr: LearningRate = None
+    batch_size: BatchSize = None
+    momentum: Momentum = 0.9
+    beta: Positive = 0.1
+    retain_weight: NonNegative = 0.0  # > 0 adds the retain loss (NPO+RT)
 
     def unlearn(self, model: nn.Module, ctx: UnlearnContext) -> nn.Module:
         task, size = ctx.task, ctx.batch_size(self.batch_size)

@@ -3,7 +3,8 @@
 Training ensembles (originals, retrained oracles, unlearned models) is the expensive part of a
 benchmark run, so each model is cached on disk under a hash of everything that determines it.
 An entry is only ever handed back after it has been checked against its manifest: a corrupt or
-mismatched entry is logged, deleted and reported as absent, so the caller rebuilds it instead of
+mismatched entry (bad checksum, a manifest or meta of the wrong shape, a folder where a file belongs) is
+logged, deleted and reported as absent, so the caller rebuilds it instead of
 silently scoring a wrong model.
 
 Layout: ``root/<key[:2]>/<key>.safetensors`` with the manifest ``<key>.json`` beside it. The
@@ -15,6 +16,8 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +34,10 @@ KEY_CHARS = 24
 _MANIFEST_FIELDS = ("format", "key", "spec", "sha256", "tensors", "meta")
 _KEY_PATTERN = re.compile(r"[0-9a-f]{2,64}")
 _READ_ATTEMPTS = 3
+#: a mismatch is re-read after these pauses (seconds) before the entry counts as corrupt: a concurrent
+#: writer replacing the entry needs a moment between its tensor file and its manifest
+_SETTLE_PAUSES = (0.02, 0.1, 0.3)
+MetaSchema = dict[str, type | tuple[type, ...]]
 
 
 def _canonical(obj: Any) -> str:
@@ -93,6 +100,7 @@ class ModelStore:
     def __init__(self, root: str | Path, log: Callable[[str], None] = lambda m: None) -> None:
         self.root = Path(root)
         self.log = log
+        self.failed_saves = 0
 
     def path_for(self, key: str) -> Path:
         """Where the tensors of ``key`` live; sharded by prefix so no folder grows huge."""
@@ -118,25 +126,52 @@ class ModelStore:
             "meta": _json_round_trip(dict(meta or {})),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        write_atomic(self.path_for(key), data)
-        write_json_atomic(self.manifest_path_for(key), manifest)
+        try:
+            write_atomic(self.path_for(key), data)
+            write_json_atomic(self.manifest_path_for(key), manifest)
+        except OSError as err:  # full disk, read-only, file-size limit: the run goes on, only uncached
+            self.failed_saves += 1
+            if self.failed_saves == 1:
+                self.log(f"cache: could not save to {self.root} ({err.strerror or err}); the run continues and "
+                         "loses nothing, but this model (and later ones that fail likewise) will be retrained "
+                         "next time; free space or point --cache-dir elsewhere")
+            self.path_for(key).unlink(missing_ok=True)
+            self.manifest_path_for(key).unlink(missing_ok=True)
         return key
 
-    def load(self, spec: dict, device: str | torch.device = "cpu") -> CacheEntry | None:
-        """The cached model for ``spec`` after full verification, or None if absent or discarded."""
+    def load(self, spec: dict, device: str | torch.device = "cpu", meta: MetaSchema | None = None) -> CacheEntry | None:
+        """The cached model for ``spec`` after full verification, or None if absent or discarded.
+
+        ``meta`` names the extras the caller will read and their types: an entry whose meta lacks one or
+        holds another type is corrupt too. A mismatch is re-read after short pauses before it counts (a
+        concurrent writer may be halfway through replacing the entry), and an entry is only deleted if
+        its files are still the ones that failed verification.
+        """
         key = cache_key(spec)
         tensor_path, manifest_path = self.path_for(key), self.manifest_path_for(key)
         if not tensor_path.exists() and not manifest_path.exists():
             return None
-        try:
-            manifest, data = self._read_consistent(tensor_path, manifest_path)
-            tensors = _verify(spec, key, manifest, data)
-        except CorruptEntry as problem:
-            self.log(f"cache: entry {key} is corrupt ({problem}); discarding and rebuilding")
-            self.discard(spec)
-            return None
-        state_dict = {name: t.to(device) for name, t in tensors.items()}
-        return CacheEntry(state_dict=state_dict, meta=manifest["meta"])
+        problem, seen = None, None
+        for pause in (0.0, *_SETTLE_PAUSES):
+            if pause:
+                time.sleep(pause)
+            try:
+                manifest, data = self._read_consistent(tensor_path, manifest_path)
+                tensors = _verify(spec, key, manifest, data)
+                _check_meta(manifest["meta"], meta or {})
+            except CorruptEntry as err:
+                now = (_identity(tensor_path), _identity(manifest_path))
+                if problem is not None and now == seen:
+                    break  # the same files failed twice: settled, really corrupt
+                problem, seen = err, now
+                continue
+            state_dict = {name: t.to(device) for name, t in tensors.items()}
+            return CacheEntry(state_dict=state_dict, meta=manifest["meta"])
+        if (_identity(tensor_path), _identity(manifest_path)) != seen:
+            return None  # replaced while we looked: not ours to delete; the caller rebuilds or retries
+        self.log(f"cache: entry {key} is corrupt ({problem}); discarding and rebuilding")
+        self.discard(spec)
+        return None
 
     def contains(self, spec: dict) -> bool:
         """Cheap existence check (no verification): both files are present."""
@@ -146,8 +181,11 @@ class ModelStore:
     def discard(self, spec: dict) -> None:
         """Delete the entry for ``spec``; missing files are fine."""
         key = cache_key(spec)
-        self.path_for(key).unlink(missing_ok=True)
-        self.manifest_path_for(key).unlink(missing_ok=True)
+        for path in (self.path_for(key), self.manifest_path_for(key)):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
     def _read_consistent(self, tensor_path: Path, manifest_path: Path) -> tuple[dict, bytes]:
         """Read manifest and tensors as one pair.
@@ -176,6 +214,28 @@ def _read_or_none(path: Path) -> bytes | None:
         return path.read_bytes()
     except FileNotFoundError:
         return None
+    except OSError as err:  # a directory where a file belongs, unreadable permissions, I/O errors
+        raise CorruptEntry(f"cannot read {path.name}: {err.strerror or err}") from None
+
+
+def _identity(path: Path) -> tuple | None:
+    """What distinguishes one version of a file from its replacement (inode, size, mtime)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _check_meta(meta: dict, schema: MetaSchema) -> None:
+    """Every extra the caller reads is present with the expected type (bool is not an int here)."""
+    for name, kind in schema.items():
+        value = meta.get(name)
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if name not in meta or isinstance(value, bool) or not isinstance(value, kinds):
+            expected = " or ".join(k.__name__ for k in kinds)
+            got = "missing" if name not in meta else type(value).__name__
+            raise CorruptEntry(f"meta '{name}' should be {expected}, is {got}")
 
 
 def _parse_manifest(raw: bytes) -> dict:

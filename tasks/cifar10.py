@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bench.bounds import Epochs, ForgetSize, Fraction, Smoothing, StepSize, TrainBatch
 from bench.classification import skewed_forget_set
 from bench.errors import BenchError
 from bench.registry import register_task
@@ -51,13 +52,13 @@ class Cifar10(VisionTask):
     default_batch_size = 256
     num_classes = 10
 
-    forget_size: int = 100
+    forget_size: ForgetSize = 100
     selector: Literal["random", "skewed"] = "random"
-    skew_fraction: float = 0.8
-    epochs: int = 16
-    batch_size: int = 512
-    lr: float = 0.2
-    label_smoothing: float = 0.2
+    skew_fraction: Fraction = 0.8
+    epochs: Epochs = 16
+    batch_size: TrainBatch = 512
+    lr: StepSize = 0.2
+    label_smoothing: Smoothing = 0.2
 
     def load(self) -> tuple[Split, Split]:
         x_train, y_train = read_cifar10(self.data_root, True, self.download, self.verify)
