@@ -20,6 +20,7 @@ from bench.method_guard import guarded_unlearn, load_cached_model
 from bench.method import Method
 from bench.optim import weights_finite
 from bench.provenance import provenance
+from bench.record_schema import RECORD_SCHEMA
 from bench.scoring import score
 from bench.seeding import derive_seed
 from bench.task import Split, Task, TaskData
@@ -28,7 +29,6 @@ from oracles.ensemble import Ensemble, build_ensemble, model_spec
 from oracles.recorded import RecordedGradients, record_gradients
 from oracles.store import ModelStore, cache_key
 
-RECORD_SCHEMA = 2
 UNLEARNED_META = {"unlearn_seconds": (int, float), "steps_used": int}
 ObserverFactory = Callable[[int, nn.Module, nn.Module], Observer]
 Log = Callable[[str], None]
