@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from bench.context import UnlearnContext
+from bench.errors import ParamError
 from bench.method import Method
 from bench.seeding import derive_seed
 from bench.task import Task, TaskData
@@ -26,6 +27,50 @@ def tiny_task(method_cls: type[Method] | None = None) -> Task:
         return DaveTiny(n_layer=2, n_embd=32, epochs=2, vocab_size=300)
     from tasks.linear_gaussian import LinearGaussian
     return LinearGaussian(n=24, d=12, n_val=8, forget_size=4, trainer="gd", train_steps=50, init_scale=1.0)
+
+
+def tiny_vision_task() -> Task:
+    """A vision probe: random uint8 images through a narrow ResNet-9, so a method that skips the task's input
+    path (normalisation inside ``outputs``/``model_inputs``) fails here, not on CIFAR-10."""
+    from dataclasses import dataclass
+
+    from bench.task import Split
+    from bench.vision import VisionTask, resnet9
+
+    @dataclass(kw_only=True)
+    class ProbeImages(VisionTask):
+        name = "probe-images"
+        version = "1"
+        num_classes = 3
+        default_batch_size = 8
+        full_width = 4
+        forget_size: int = 4
+        epochs: int = 1
+        batch_size: int = 8
+        lr: float = 0.05
+        label_smoothing: float = 0.0
+        width: int = 4
+
+        def load(self) -> tuple[Split, Split]:
+            gen = torch.Generator().manual_seed(0)
+            x = torch.randint(0, 256, (40, 3, 32, 32), generator=gen, dtype=torch.uint8)
+            y = torch.randint(0, self.num_classes, (40,), generator=gen)
+            return Split(x[:32], y[:32]), Split(x[32:], y[32:])
+
+        def make_model(self, seed: int) -> nn.Module:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                return resnet9(self.num_classes, self.width)
+
+    return ProbeImages()
+
+
+def probe_tasks(method_cls: type[Method]) -> list[Task]:
+    """Every task a method is checked on: the tiny task, plus the vision probe for classifier methods."""
+    tasks = [tiny_task(method_cls)]
+    if "classification" in method_cls.requires:
+        tasks.append(tiny_vision_task())
+    return tasks
 
 
 def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -68,20 +113,36 @@ def _context(task: Task, data: TaskData, method: Method, seed: int, original: nn
 
 
 def check_method(method_cls: type[Method], task: Task | None = None, seed: int = 0) -> None:
-    """Raise AssertionError naming the first broken rule of the method contract."""
+    """Raise AssertionError naming the first broken rule of the method contract (on ``task``, or on every
+    probe task: the tiny task and, for classifier methods, a vision task with uint8 inputs)."""
+    if task is None:
+        for probe in probe_tasks(method_cls):
+            check_method(method_cls, probe, seed)
+        return
     name = method_cls.__name__
     method_cls.check_signature()
     method = method_cls()  # default-constructible
     params = method.get_params()
     assert "steps" in params, f"{name} must take a 'steps' budget"
     assert method_cls(**params).get_params() == params, f"{name}: get_params() does not round-trip"
+    for spec in method_cls.param_specs():
+        assert not spec.numeric or spec.bounds is not None, (
+            f"{name}: numeric parameter '{spec.name}' declares no bounds; annotate it, e.g. "
+            f"Annotated[int, Range(0, 1000)] or an alias from bench.bounds (Steps, BatchSize, LearningRate)")
+    steps_spec = next(s for s in method_cls.param_specs() if s.name == "steps")
+    try:
+        method_cls(**{**params, "steps": -1})
+    except ParamError:
+        pass
+    else:
+        raise AssertionError(f"{name}: steps=-1 was accepted; declare steps with bench.bounds.Steps "
+                             f"(its bounds: {steps_spec.bounds})")
 
     overrides = {"steps": CONTRACT_BUDGET}
     if "batch_size" in params:
         overrides["batch_size"] = 4  # exercise the method's own randomness in the determinism check
     budgeted = method_cls(**{**params, **overrides})
 
-    task = task or tiny_task(method_cls)
     train, val = task.load()
     forget_idx = task.select_forget(train, np.random.default_rng(seed))
     data = TaskData(train, val, forget_idx)

@@ -141,9 +141,14 @@ class Task(Configurable, ABC):
         """Penalty added to the mean loss in the training objective (ridge, for instance)."""
         return torch.zeros((), device=next(model.parameters()).device)
 
+    def model_inputs(self, x: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """What the model itself is fed for task inputs ``x`` (vision tasks normalise uint8 images here).
+        Methods that call a model functionally (per-example gradients) must go through this, as ``outputs`` does."""
+        return x
+
     def outputs(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """Raw model outputs (logits, predictions): what oracle matching matches."""
-        return model(x)
+        return model(self.model_inputs(x, next(model.parameters(), x).device))
 
     def margin(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-example scalar statistic compared across models: correct logit minus logsumexp of the rest."""

@@ -171,9 +171,8 @@ class VisionTask(ClassifierTask):
     weight_decay: NonNegative = 5e-4
     compile: bool = False
 
-    def outputs(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        device = next(model.parameters()).device
-        return model(normalise(x.to(device)))
+    def model_inputs(self, x: torch.Tensor, device: torch.device) -> torch.Tensor:
+        return normalise(x.to(device))
 
     def recipe(self) -> VisionRecipe:
         return VisionRecipe(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,

@@ -33,7 +33,9 @@ def empirical_fisher(model: nn.Module, ctx: UnlearnContext, batches: int,
     retain = ctx.batches(ctx.retain, ctx.batch_size(batch_size))
     for _ in range(batches):
         batch = next(retain)
-        grads = per_example(params, batch.x, batch.y)
+        device = next(iter(params.values())).device
+        # through the task's input path: vision tasks feed the network normalised floats, not raw uint8
+        grads = per_example(params, task.model_inputs(batch.x, device), batch.y.to(device))
         for name, g in grads.items():
             totals[name] += g.pow(2).sum(0)
         seen += len(batch)
