@@ -22,7 +22,12 @@ def skewed_forget_set(labels: np.ndarray, classes: np.ndarray, size: int, fracti
     inside, outside = np.flatnonzero(in_classes), np.flatnonzero(~in_classes)
     k_in = min(len(inside), int(round(fraction * size)))
     if size - k_in > len(outside):
-        raise ValueError(f"forget set of {size} is too large for the skewed selector")
+        from bench.errors import ForgetSetError
+        fits = [k for k in range(size, 0, -1) if k - min(len(inside), int(round(fraction * k))) <= len(outside)]
+        raise ForgetSetError(
+            f"the skewed selector cannot draw a forget set of {size} with skew_fraction={fraction}: it takes "
+            f"{k_in} from the {len(inside)} points of the skewed classes and needs {size - k_in} of the "
+            f"{len(outside)} others; use forget_size={fits[0] if fits else 1} or less, or a larger skew_fraction")
     chosen = np.concatenate([rng.choice(inside, k_in, replace=False), rng.choice(outside, size - k_in, replace=False)])
     return np.sort(chosen)
 

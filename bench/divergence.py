@@ -49,7 +49,7 @@ def check_unlearned(task: Task, method_name: str, model: nn.Module, original: nn
     reason = explosion_reason(task, model, original, split)
     if reason:
         raise DivergenceError(f"{method_name} diverged on model {index} (after step {steps}): {reason}. "
-                              "Lower its lr (--method-arg lr=...) or its steps; no result was written")
+                              "Lower its lr (--method-arg lr=...) or its steps")
 
 
 class ObjectiveWatch:
