@@ -8,20 +8,27 @@ logged, deleted and reported as absent, so the caller rebuilds it instead of
 silently scoring a wrong model.
 
 Layout: ``root/<key[:2]>/<key>.safetensors`` with the manifest ``<key>.json`` beside it. The
-tensors are written first and the manifest last, so a manifest's presence means the save finished.
+tensors are written first and the manifest last, so a manifest's presence means the save finished. A save
+holds ``root/<key[:2]>/.lock`` (an advisory file lock) while it replaces the two files; a reader that sees a
+mismatch re-reads under that lock before it calls the entry corrupt.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
-import time
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no advisory locks; readers then only retry
+    fcntl = None  # type: ignore[assignment]
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from safetensors.torch import load as load_tensors
@@ -34,9 +41,6 @@ KEY_CHARS = 24
 _MANIFEST_FIELDS = ("format", "key", "spec", "sha256", "tensors", "meta")
 _KEY_PATTERN = re.compile(r"[0-9a-f]{2,64}")
 _READ_ATTEMPTS = 3
-#: a mismatch is re-read after these pauses (seconds) before the entry counts as corrupt: a concurrent
-#: writer replacing the entry needs a moment between its tensor file and its manifest
-_SETTLE_PAUSES = (0.02, 0.1, 0.3)
 MetaSchema = dict[str, type | tuple[type, ...]]
 
 
@@ -127,8 +131,9 @@ class ModelStore:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         try:
-            write_atomic(self.path_for(key), data)
-            write_json_atomic(self.manifest_path_for(key), manifest)
+            with self._lock(key):
+                write_atomic(self.path_for(key), data)
+                write_json_atomic(self.manifest_path_for(key), manifest)
         except OSError as err:  # full disk, read-only, file-size limit: the run goes on, only uncached
             self.failed_saves += 1
             if self.failed_saves == 1:
@@ -143,35 +148,46 @@ class ModelStore:
         """The cached model for ``spec`` after full verification, or None if absent or discarded.
 
         ``meta`` names the extras the caller will read and their types: an entry whose meta lacks one or
-        holds another type is corrupt too. A mismatch is re-read after short pauses before it counts (a
-        concurrent writer may be halfway through replacing the entry), and an entry is only deleted if
-        its files are still the ones that failed verification.
+        holds another type is corrupt too. An entry that fails is read again under the shard's exclusive
+        lock, which a writer holds while it replaces an entry: only an entry that still fails then is
+        corrupt, so a reader never deletes an entry that a concurrent writer is halfway through replacing.
         """
         key = cache_key(spec)
         tensor_path, manifest_path = self.path_for(key), self.manifest_path_for(key)
         if not tensor_path.exists() and not manifest_path.exists():
             return None
-        problem, seen = None, None
-        for pause in (0.0, *_SETTLE_PAUSES):
-            if pause:
-                time.sleep(pause)
+        try:
+            return self._load_verified(spec, key, device, meta)
+        except CorruptEntry:
+            pass
+        with self._lock(key):
             try:
-                manifest, data = self._read_consistent(tensor_path, manifest_path)
-                tensors = _verify(spec, key, manifest, data)
-                _check_meta(manifest["meta"], meta or {})
-            except CorruptEntry as err:
-                now = (_identity(tensor_path), _identity(manifest_path))
-                if problem is not None and now == seen:
-                    break  # the same files failed twice: settled, really corrupt
-                problem, seen = err, now
-                continue
-            state_dict = {name: t.to(device) for name, t in tensors.items()}
-            return CacheEntry(state_dict=state_dict, meta=manifest["meta"])
-        if (_identity(tensor_path), _identity(manifest_path)) != seen:
-            return None  # replaced while we looked: not ours to delete; the caller rebuilds or retries
-        self.log(f"cache: entry {key} is corrupt ({problem}); discarding and rebuilding")
-        self.discard(spec)
-        return None
+                return self._load_verified(spec, key, device, meta)
+            except CorruptEntry as problem:
+                self.log(f"cache: entry {key} is corrupt ({problem}); discarding and rebuilding")
+                self.discard(spec)
+                return None
+
+    def _load_verified(self, spec: dict, key: str, device: str | torch.device, meta: MetaSchema | None) -> CacheEntry:
+        manifest, data = self._read_consistent(self.path_for(key), self.manifest_path_for(key))
+        tensors = _verify(spec, key, manifest, data)
+        _check_meta(manifest["meta"], meta or {})
+        return CacheEntry(state_dict={name: t.to(device) for name, t in tensors.items()}, meta=manifest["meta"])
+
+    @contextlib.contextmanager
+    def _lock(self, key: str) -> Iterator[None]:
+        """Exclusive advisory lock of the key's shard folder (a no-op where locks are unavailable)."""
+        try:
+            folder = self.root / key[:2]
+            folder.mkdir(parents=True, exist_ok=True)
+            handle = open(folder / ".lock", "a+b")  # noqa: SIM115 - held for the with-block below
+        except OSError:  # read-only cache: nobody can be writing through this store
+            yield
+            return
+        with handle:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
 
     def contains(self, spec: dict) -> bool:
         """Cheap existence check (no verification): both files are present."""
@@ -216,15 +232,6 @@ def _read_or_none(path: Path) -> bytes | None:
         return None
     except OSError as err:  # a directory where a file belongs, unreadable permissions, I/O errors
         raise CorruptEntry(f"cannot read {path.name}: {err.strerror or err}") from None
-
-
-def _identity(path: Path) -> tuple | None:
-    """What distinguishes one version of a file from its replacement (inode, size, mtime)."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _check_meta(meta: dict, schema: MetaSchema) -> None:
