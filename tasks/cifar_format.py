@@ -62,7 +62,7 @@ def unpickle(path: Path) -> object:
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
             MemoryError, OverflowError) as err:
         reason = str(err) or type(err).__name__
-        if isinstance(err, EOFError):
+        if isinstance(err, EOFError) or "truncated" in reason:
             reason = "the file is truncated"
         raise CifarFormatError(f"CIFAR-10 file {path} is not a valid batch: {reason}; {_fix(path)}") from None
 
