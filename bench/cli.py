@@ -140,7 +140,8 @@ def cmd_list() -> None:
             cls = registry.get(name)
             print(f"  {name:24s} {cls.description()}")
             for spec in cls.param_specs():
-                print(f"      {spec.name} = {spec.default!r}  ({spec.type_name})")
+                bounds = f", {spec.bounds.describe()}" if spec.bounds else ""
+                print(f"      {spec.name} = {spec.default!r}  ({spec.type_name}{bounds})")
         print()
 
 

@@ -18,8 +18,9 @@ def test_list_shows_methods_tasks_and_defaults(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "gdga" in out and "linear-gaussian" in out
-    assert "forget_weight = 0.01  (float)" in out
-    assert "ridge = 0.001  (float)" in out
+    assert "forget_weight = 0.01  (float, >= 0)" in out
+    assert "ridge = 0.001  (float, >= 0)" in out
+    assert "steps = 100  (int, in [0, 100000])" in out  # the declared bounds, as the CLI enforces them
 
 
 def test_run_writes_a_complete_record(tmp_path, capsys):

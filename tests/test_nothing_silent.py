@@ -243,3 +243,32 @@ def test_non_finite_numbers_become_null_with_a_reason():
     assert record["a"] is None and record["b"] == [1.0, None] and record["c"] == {"d": 2}
     assert record["nulls"]["a"].startswith("NaN") and record["nulls"]["b[1]"].startswith("+Infinity")
     json.dumps(record, allow_nan=False)
+
+
+def test_a_cached_model_of_the_wrong_shape_is_discarded_not_fatal():
+    import torch
+    from torch import nn
+
+    from bench.method_guard import load_cached_model
+    logs, discarded = [], []
+    state = {"weight": torch.zeros(3, 5)}
+    model = load_cached_model(state, lambda: nn.Linear(4, 3, bias=False), lambda: discarded.append(1),
+                              logs.append, "gdga model 0")
+    assert model is None and discarded == [1]
+    assert "does not fit the model" in logs[0] and "recomputing" in logs[0]
+    fitting = load_cached_model({"weight": torch.ones(3, 4)}, lambda: nn.Linear(4, 3, bias=False),
+                                lambda: discarded.append(2), logs.append, "gdga model 0")
+    assert torch.equal(fitting.weight, torch.ones(3, 4)) and discarded == [1]
+
+
+def test_runner_and_direct_construction_use_the_same_bounds():
+    from bench.errors import ParamError
+    from bench.registry import METHODS
+    from bench.runner import RunSpec, run
+    from tasks.digits import Digits
+    with pytest.raises(ParamError, match="'width' must be in \\[2, 4096\\], got 0"):
+        Digits(width=0)
+    method = METHODS.get("gdga")()
+    method.batch_size = -1  # set after construction: the runner validates again before any training
+    with pytest.raises(ParamError, match="'batch_size' must be in \\[1, 10000000\\], got -1"):
+        run(RunSpec(method=method, task=Digits(width=8, epochs=1)))
