@@ -14,6 +14,7 @@ from torch import nn
 
 from bench.context import Observer, UnlearnContext
 from bench.errors import BenchError, DivergenceError, ForgetSetError
+from bench.degenerate import metric_warnings
 from bench.divergence import check_trained
 from bench.executor import Executor
 from bench.method_guard import guarded_unlearn, load_cached_model
@@ -295,6 +296,7 @@ def run(spec: RunSpec, *, store: ModelStore | None = None, observe: ObserverFact
         "cache": {"originals": originals.cached, "oracles": oracles.cached,
                   "floor": floor.cached if floor else 0, "unlearned": unlearned_cached},
         "metrics": metrics,
+        "warnings": metric_warnings(task, n),
         "task_report": task.report(_initial_model(task, seeds["original"][0], device), originals.models[0],
                                    unlearned[0], data, recorded[0].flat if recorded else None),
         "curves": curves[0],

@@ -52,6 +52,7 @@ def run_table(record: dict) -> str:
         *([f"NOTE   {record['task']['label']}"] if record["task"].get("label") else []),
         f"forget set: {len(record['forget_ids'])} points; models: {record['n_models']} "
         f"({record['protocol']} protocol); steps used per model: {max(record['steps_used'])}",
+        *(f"WARNING {w}" for w in record.get("warnings") or []),
         "",
     ]
     if metrics["klom"]:

@@ -177,6 +177,11 @@ class Task(Configurable, ABC):
                 "loss": float(self.loss(model, split.x, split.y).mean()),
             }
 
+    def identical_models_reason(self) -> str | None:
+        """Why every model this task trains is the same whatever the seed (a deterministic closed-form
+        trainer), or None. Ensemble scores are then degenerate, and records say so."""
+        return None
+
     def explosion_reason(self, model: nn.Module, reference: nn.Module | None, split: Split) -> str | None:
         """Why ``model`` counts as exploded or collapsed on ``split`` (None: usable). ``reference`` is the
         model it came from (the original, for an unlearned model), or None for a freshly trained one.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Annotated, ClassVar
 
 import torch
@@ -179,9 +180,14 @@ class VisionTask(ClassifierTask):
                             weight_decay=self.weight_decay, label_smoothing=self.label_smoothing,
                             compile=self.compile)
 
+    def data_paths(self) -> list[Path]:
+        """The dataset files or folders whose content determines the data (fingerprinted into cache keys)."""
+        return []
+
     def training_recipe(self) -> dict:
+        from bench.fingerprint import fingerprint
         return {"optimizer": "sgd-nesterov", "schedule": "one-cycle", "augment": "crop+flip",
-                **self.recipe().as_dict()}
+                **self.recipe().as_dict(), "data": fingerprint(self.data_paths())}
 
     def train(self, model: nn.Module, data: Split, seed: int, *, max_steps: int | None = None,
               on_step: StepHook | None = None) -> nn.Module:

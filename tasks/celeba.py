@@ -101,6 +101,9 @@ class CelebAFaces(VisionTask):
         weights = counts.sum() / (2 * counts)
         return weights.to(device)
 
+    def data_paths(self) -> list[Path]:
+        return [Path(self.data_root).expanduser() / "celeba"]
+
     def make_model(self, seed: int) -> nn.Module:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

@@ -78,6 +78,10 @@ class Cifar10(VisionTask):
         as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))  # noqa: E731
         return Split(as_tensor(x_train), torch.from_numpy(y_train)), Split(as_tensor(x_test), torch.from_numpy(y_test))
 
+    def data_paths(self) -> list[Path]:
+        base = Path(self.data_root).expanduser() / FOLDER
+        return [base / name for name in CIFAR_FILES]
+
     def make_model(self, seed: int) -> nn.Module:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

@@ -115,6 +115,13 @@ class LinearGaussian(Task):
         with torch.no_grad():
             return {"mse": float((model(split.x).squeeze(-1) - split.y).pow(2).mean())}
 
+    def identical_models_reason(self) -> str | None:
+        if self.trainer == "exact":
+            return "trainer=exact (the closed-form ridge solution) ignores the seed (--task-arg trainer=sgd varies it)"
+        if self.trainer == "gd" and self.init_scale == 0:
+            return "trainer=gd from a zero init ignores the seed (--task-arg trainer=sgd or init_scale=1 varies it)"
+        return None
+
     def explosion_reason(self, model: nn.Module, reference: nn.Module | None, split: Split) -> str | None:
         """Exploded: validation MSE over 100x that of predicting 0 (about Var y); such a model is no regressor."""
         with torch.no_grad():

@@ -91,3 +91,21 @@ def test_a_crafted_pickle_is_refused_and_never_runs(root, tmp_path):
 def test_real_format_still_reads(root):
     train, test = _load(root)
     assert train.x.shape == (100, 3, 32, 32) and len(test) == 20
+
+
+def test_replaced_data_changes_the_cache_key(root, monkeypatch):
+    """The cache keyed on data_root's path string reused models trained on replaced images."""
+    import bench.fingerprint as fp
+    from oracles.ensemble import model_spec
+    from oracles.store import cache_key
+    monkeypatch.setattr(fp, "SCAN_TTL_S", 0.0)
+    task = Cifar10(data_root=str(root), verify=False)
+    before = cache_key(model_spec(task, np.array([], dtype=np.int64), 0))
+    assert cache_key(model_spec(task, np.array([], dtype=np.int64), 0)) == before  # stable
+    path = root / "cifar-10-batches-py" / "data_batch_4"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # same size, new content
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    assert cache_key(model_spec(task, np.array([], dtype=np.int64), 0)) != before
+    assert task.training_recipe()["data"] != "missing"

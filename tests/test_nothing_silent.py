@@ -272,3 +272,33 @@ def test_runner_and_direct_construction_use_the_same_bounds():
     method.batch_size = -1  # set after construction: the runner validates again before any training
     with pytest.raises(ParamError, match="'batch_size' must be in \\[1, 10000000\\], got -1"):
         run(RunSpec(method=method, task=Digits(width=8, epochs=1)))
+
+
+@pytest.mark.parametrize("task_args,n,expected", [
+    ([], 4, ["trainer=exact"]),
+    (["--task-arg", "trainer=sgd"], 3, ["N=3 models per ensemble"]),
+    (["--task-arg", "trainer=sgd"], 4, []),
+])
+def test_degenerate_scores_carry_warnings(tmp_path, capsys, task_args, n, expected):
+    code = main(["run", "--method", "noop", *TINY, *task_args, "--n-models", str(n), "--out", str(tmp_path / "o"),
+                 "--cache-dir", str(tmp_path / "c")])
+    out = capsys.readouterr().out
+    assert code == 0
+    [path] = (tmp_path / "o").rglob("*.json")
+    warnings = _strict(path)["warnings"]
+    assert len(warnings) == len(expected) and all(e in w for e, w in zip(expected, warnings))
+    assert out.count("WARNING ") == len(expected)
+
+
+def test_thread_count_is_chosen_and_recorded(tmp_path, capsys):
+    import torch
+    before = torch.get_num_threads()
+    try:
+        code, err = _run(capsys, tmp_path, "--method", "noop", *TINY, "--threads", "0")
+        assert code == 2 and "--threads must be in [1, 1024], got 0" in err
+        assert main(["run", "--method", "noop", *TINY, "--device", "cpu", "--out", str(tmp_path / "o"),
+                     "--no-cache"]) == 0
+        [path] = (tmp_path / "o").rglob("*.json")
+        assert _strict(path)["provenance"]["hardware"]["cpu_threads"] == 1  # the CPU default for tiny models
+    finally:
+        torch.set_num_threads(before)

@@ -132,3 +132,13 @@ def test_identical_values_get_no_interval():
     from bench.report.build import aggregate
     cell = aggregate([0.25, 0.25, 0.25])
     assert cell.mean == 0.25 and cell.half is None and cell.kind == "identical" and cell.n == 3
+
+
+def test_degenerate_groups_are_shown_but_not_ranked(tmp_path):
+    folder = tmp_path / "results"
+    for method in ("noop", "finetune"):
+        record = run(RunSpec(method=METHODS.get(method)(), task=LinearGaussian(n=30, d=20, n_val=20), n_models=2))
+        assert any("trainer=exact" in w for w in record["warnings"])
+        write_json_atomic(folder / f"{method}.json", record)
+    page = _page(folder, tmp_path)
+    assert "Not ranked:" in page and "trainer=exact" in page and "Ranked by" not in page

@@ -585,6 +585,14 @@ def _task_summary(group: Group) -> str:
     return f'{label}<dl class="task">{dl}</dl>'
 
 
+def _warnings_note(warnings: list[str]) -> str:
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{esc(w)}</li>" for w in warnings)
+    return (f'<div class="warnings"><p><strong>Not ranked:</strong> these scores cannot tell methods apart '
+            f'from each other or from the noise floor.</p><ul>{items}</ul></div>')
+
+
 def _primary_note(primary: Column | None) -> str:
     if primary is None:
         return "<p class=\"primary\">No metric to rank by in these records.</p>"
@@ -672,14 +680,16 @@ def render_group(group: Group, out_dir: Path) -> tuple[str, str]:
     columns = columns_for(records)
     rows = method_rows(group.records, columns)
     floors = floor_rows(group.records, columns)
-    primary = primary_column(columns, rows)
+    warnings = sorted({w for r in records for w in (r.get("warnings") or []) if isinstance(w, str)})
+    # degenerate scores cannot tell methods apart: show them, but do not rank by them
+    primary = None if warnings else primary_column(columns, rows)
     rows = rank(rows, primary)
     task = group.first["task"]
     title = (f"{task['name']} v{task['version']} \u00b7 forget set of {len(group.first['forget_ids'])} \u00b7 "
              f"{group.first.get('protocol', 'independent')} protocol \u00b7 N={group.first['n_models']}")
     section_id, table_id = f"g-{group.ident}", f"t-{group.ident}"
     html_ = (f'<section class="group" id="{section_id}"><h2>{esc(title)}</h2>{_task_summary(group)}'
-             f'{_primary_note(primary)}{render_table(table_id, columns, rows, floors, primary, out_dir)}'
+             f'{_warnings_note(warnings) or _primary_note(primary)}{render_table(table_id, columns, rows, floors, primary, out_dir)}'
              f'<p class="legend">{LEGEND}</p>'
              f'{_figures(rows, floors)}{_generations(rows)}</section>')
     toc = (f'<li><a href="#{section_id}">{esc(title)}</a> '
