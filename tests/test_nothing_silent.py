@@ -302,3 +302,12 @@ def test_thread_count_is_chosen_and_recorded(tmp_path, capsys):
         assert _strict(path)["provenance"]["hardware"]["cpu_threads"] == 1  # the CPU default for tiny models
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_table_ends_with_a_verdict(tmp_path, capsys):
+    code = main(["run", "--method", "noop", *TINY, "--task-arg", "trainer=sgd", "--n-models", "4",
+                 "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")])
+    out = capsys.readouterr().out
+    assert code == 0
+    [line] = [l for l in out.splitlines() if l.startswith("VERDICT")]
+    assert "vs" in line and "noise floor" in line and "x retraining one model" in line
