@@ -56,7 +56,12 @@ class Registry(Generic[T]):
         for info in pkgutil.iter_modules(package.__path__):
             importlib.import_module(f"{self.package}.{info.name}")
         for entry in importlib.metadata.entry_points(group=self.group):
-            loaded = entry.load()
+            try:
+                loaded = entry.load()
+            except Exception as err:  # a broken third-party package must say which one, not crash
+                raise BenchError(f"the {self.kind} entry point '{entry.name}' ({entry.value}, group {self.group}) "
+                                 f"failed to import: {type(err).__name__}: {err}; fix or uninstall that "
+                                 "package") from None
             if isinstance(loaded, type) and issubclass(loaded, self.base) and loaded not in self._classes.values():
                 self.register(loaded)
 
