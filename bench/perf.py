@@ -27,7 +27,7 @@ from torch import nn
 from bench.errors import BenchError
 from bench.executor import Executor
 from bench.metrics import epsilons, klom
-from bench.metrics.reference import slow_epsilons, slow_klom
+from bench.metrics.reference import slow_epsilons, slow_klom, slow_klom_easydub
 from bench.perf_vision import format_vision_training, measure_vision_training
 from bench.runner import RunSpec, resolve_device, run, warm_up
 from bench.task import Split
@@ -43,6 +43,7 @@ BATCHED_TARGET = 10.0  # batched training at least this many times faster than o
 EPSILON_TARGET_S = 10.0  # 1,000 examples x 512 models scored in under this
 CACHE_TARGET = 20.0  # a cached rerun at least this many times faster than the cold run
 OVERHEAD_TARGET = 0.10  # harness at most this much slower than a bare loop
+KLOM_TARGET_S = 1.0  # 10,000 points x 100 models, either convention
 SLOW_SUBSET = 3  # examples the slow epsilon is run on (about 0.3 s each at 512 models)
 
 
@@ -154,6 +155,12 @@ def measure_epsilon(quick: bool, log: Log) -> Result:
     log("perf: epsilon: KLoM fast and slow")
     klom_s, klom_fast = _median_timed(lambda: klom(u, r), 5)
     klom_slow_s, klom_slow = _median_timed(lambda: slow_klom(u, r), 3)
+    big_points, big_models = (1000, 100) if quick else (10_000, 100)
+    mu, mo = _confidences(big_models, big_points)
+    log(f"perf: epsilon: KLoM on {big_points} points x {big_models} models, both conventions")
+    klom_big_s, _ = _median_timed(lambda: klom(mu, mo), 3)
+    klom_easydub_s, easydub_fast = _median_timed(lambda: klom(mu, mo, convention="easydub"), 3)
+    easydub_slow = slow_klom_easydub(mu[:, :200], mo[:, :200])
     slow_per_example = slow_s / k
     return {
         "points": n_points, "models": n_models, "fast_s": fast_s, "slow_points": k, "slow_s": slow_s,
@@ -163,6 +170,9 @@ def measure_epsilon(quick: bool, log: Log) -> Result:
         "klom_fast_s": klom_s, "klom_slow_s": klom_slow_s, "klom_speedup": klom_slow_s / klom_s,
         "klom_max_diff": float(np.abs(klom_fast - klom_slow).max()),
         "klom_exact": bool(np.array_equal(klom_fast, klom_slow)),
+        "klom_big_shape": f"{big_points:,} points x {big_models} models", "klom_big_s": klom_big_s,
+        "klom_easydub_s": klom_easydub_s,
+        "klom_easydub_max_diff": float(np.abs(easydub_fast[:200] - easydub_slow).max()),
     }
 
 
@@ -184,6 +194,11 @@ def format_epsilon(r: Result) -> list[str]:
         f"  klom fast vs slow: max |diff| = {r['klom_max_diff']:.3g} "
         f"(within 1e-12: {'yes' if r['klom_max_diff'] <= 1e-12 else 'no'}; "
         f"bit-identical: {'yes' if r['klom_exact'] else 'no'})",
+        f"  klom on {r['klom_big_shape']}: definition {_secs(r['klom_big_s'])}, EasyDUB convention "
+        f"{_secs(r['klom_easydub_s'])}   target: under {KLOM_TARGET_S:.0f} s each for 10,000 x 100   "
+        f"{_verdict(max(r['klom_big_s'], r['klom_easydub_s']) < KLOM_TARGET_S, r['quick'])}",
+        f"  EasyDUB convention vs its literal per-point loop (200 points): max |diff| = "
+        f"{r['klom_easydub_max_diff']:.3g}",
     ]
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.metrics import epsilons, final_score, forget_score, klom, klom_summary
+from bench.metrics import SCORER_VERSION, challenge_forget, final_score, klom, klom_summary
 from bench.task import Split, Task, TaskData
 
 MAX_SCORED_POINTS = 1000  # retain and validation points scored per split (a fixed random sample)
@@ -51,13 +51,16 @@ def _challenge(task: Task, forget: Split, unlearned: list[nn.Module], oracles: l
     if n < 3 or len(unlearned) < 3:
         return {"skipped": "the challenge score needs at least 3 models per ensemble"}, {}
     stat_o = challenge_statistics(task, oracles, forget)
-    eps_u = epsilons(challenge_statistics(task, unlearned, forget), stat_o)
-    out = {"epsilon_mean": float(eps_u.mean()), "forget_score": forget_score(eps_u, n)}
-    per_example = {"epsilon": eps_u.round(6).tolist()}
+    result = challenge_forget(challenge_statistics(task, unlearned, forget), stat_o)
+    out = {"epsilon_mean": float(result.scores.epsilon.mean()), "forget_score": result.forget_score,
+           "epsilon_undecided": result.scores.n_undecided}
+    per_example = {"epsilon": result.scores.epsilon.round(6).tolist()}
     if floor is not None:
-        eps_f = epsilons(challenge_statistics(task, floor, forget), stat_o)
-        out["floor"] = {"epsilon_mean": float(eps_f.mean()), "forget_score": forget_score(eps_f, n)}
-        per_example["epsilon_floor"] = eps_f.round(6).tolist()
+        floor_result = challenge_forget(challenge_statistics(task, floor, forget), stat_o)
+        out["floor"] = {"epsilon_mean": float(floor_result.scores.epsilon.mean()),
+                        "forget_score": floor_result.forget_score,
+                        "epsilon_undecided": floor_result.scores.n_undecided}
+        per_example["epsilon_floor"] = floor_result.scores.epsilon.round(6).tolist()
     return out, per_example
 
 
@@ -77,7 +80,7 @@ def score(task: Task, data: TaskData, unlearned: list[nn.Module], originals: lis
     roles = {"original": originals, "unlearned": unlearned, "oracle": oracles}
     if floor is not None:
         roles["floor"] = floor
-    metrics: dict = {"utility": {}, "klom": {}, "margin_rmse_to_oracle": {}}
+    metrics: dict = {"scorer_version": SCORER_VERSION, "utility": {}, "klom": {}, "margin_rmse_to_oracle": {}}
     per_example: dict = {"klom": {}, "klom_floor": {}}
     for name, split in splits.items():
         metrics["utility"][name] = {role: _mean_dicts([task.evaluate(m, split) for m in models])

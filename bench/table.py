@@ -40,7 +40,15 @@ def _challenge_line(challenge: dict) -> str:
     return (f"Challenge score (paper 002): forget score F {_fmt(challenge['forget_score'])} "
             f"(floor {_fmt(floor.get('forget_score'))}), final score {_fmt(challenge['final_score'])} "
             f"(floor {_fmt(floor.get('final_score'))}), mean epsilon {_fmt(challenge['epsilon_mean'])} "
-            f"(floor {_fmt(floor.get('epsilon_mean'))})")
+            f"(floor {_fmt(floor.get('epsilon_mean'))})" + _undecided_note(challenge))
+
+
+def _undecided_note(challenge: dict) -> str:
+    """Examples no threshold could judge score the cap; say how many so nobody mistakes them for data."""
+    count = challenge.get("epsilon_undecided", 0)
+    if not count:
+        return ""
+    return f"; {count} forget example(s) undecided by every threshold, scored at the cap (50)"
 
 
 def verdict(record: dict) -> str | None:

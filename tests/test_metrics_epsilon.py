@@ -113,16 +113,15 @@ def test_median_tie_makes_unlearned_positive():
     assert assert_matches_slow(r, u)[0] == 0.0
 
 
-def test_range_tie_makes_unlearned_peaky():
-    # U = {1,1,3,5}, R = {0,2,3,4}: both ranges are 4, so U is the peaky sample (documented rule);
-    # R is positive (median 2.5 > 2). (1/4, 1/4) would need an interval or threshold isolating
-    # exactly three U values and one R value, and any set with both 1s and 3 or 5 also contains
-    # 2 and 3 of R. Best kept pair is (1/2, 1/4)-like, e.g. t in (1, 2] or the interval [1, 3]
-    # (r = 3 and l = 1 are exact grid endpoints): eps = log(1 - d - 1/2) - log(1/4).
-    # Making R peaky instead (swap the arguments) reaches log(3 - 4d) ~ 1.0986.
+def test_range_tie_makes_smaller_median_peaky():
+    # U = {1,1,3,5}, R = {0,2,3,4}: both ranges are 4, so the smaller-median sample (U, median 2 <
+    # 2.5) is the peaky one, as in the official scorer; R is positive. Any set holding three U values
+    # and one R value would need both 1s and 3 or 5, which drags in R's 2 or 3 and 4. Best kept pair
+    # is (1/2, 1/4), e.g. t in (1, 2]: eps = log(1 - d - 1/2) - log(1/4). Swapping the arguments
+    # swaps the medians too, so the same sample stays peaky and the value is the same.
     u, r = col(1, 1, 3, 5), col(0, 2, 3, 4)
     assert assert_matches_slow(u, r)[0] == pytest.approx(math.log(0.5 - DELTA) - math.log(0.25), rel=1e-12)
-    assert assert_matches_slow(r, u)[0] == pytest.approx(math.log(0.75 - DELTA) - math.log(0.25), rel=1e-12)
+    assert assert_matches_slow(r, u)[0] == pytest.approx(math.log(0.5 - DELTA) - math.log(0.25), rel=1e-12)
 
 
 def test_values_sitting_exactly_on_thresholds():

@@ -46,3 +46,19 @@ def test_per_example_arrays_are_recorded():
     assert len(record["per_example"]["epsilon"]) == 4
     assert record["metrics"]["scored_points"] == {"forget": 4, "retain": 36, "val": 20}
     assert np.allclose(record["per_example"]["klom"]["forget"], KLOM_CAP)
+
+
+def test_records_carry_scorer_version_and_undecided_counts():
+    from bench.metrics import SCORER_VERSION
+    from bench.report.build import group_key
+    from bench.table import run_table
+
+    record = run(RunSpec(method=METHODS.get("noop")(), task=EXACT, n_models=3))
+    assert record["metrics"]["scorer_version"] == SCORER_VERSION == 2
+    challenge = record["metrics"]["challenge"]
+    # point masses: U constant a, oracles constant b != a -> decided (50), never undecided
+    assert challenge["epsilon_undecided"] == 0 and challenge["floor"]["epsilon_undecided"] == 0
+    older = {**record, "metrics": {k: v for k, v in record["metrics"].items() if k != "scorer_version"}}
+    assert group_key(older) != group_key(record)  # version-1 records never share a table with ours
+    challenge["epsilon_undecided"] = 2
+    assert "2 forget example(s) undecided" in run_table(record)

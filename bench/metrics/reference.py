@@ -10,60 +10,72 @@ import math
 
 import numpy as np
 
-__all__ = ["attack_epsilon", "slow_epsilon", "slow_epsilons", "slow_klom"]
+from bench.metrics.challenge_grid import double_rights, single_thresholds
+
+__all__ = ["attack_epsilon", "slow_epsilon", "slow_epsilon_detail", "slow_epsilons", "slow_klom",
+           "slow_klom_easydub"]
 
 DELTA = 1e-5
 
 
 def attack_epsilon(fpr: float, fnr: float, delta: float = DELTA) -> float | None:
-    """eps of one threshold; None means the threshold is discarded."""
+    """eps of one threshold; None means the threshold is discarded (as the official code's NaN)."""
     if fpr == 0 and fnr == 0:
         return math.inf
     if fpr == 0 or fnr == 0:
         return None
-    terms = [0.0]
+    bounds = []
     if 1 - delta - fpr > 0:
-        terms.append(math.log(1 - delta - fpr) - math.log(fnr))
+        bounds.append(math.log(1 - delta - fpr) - math.log(fnr))
     if 1 - delta - fnr > 0:
-        terms.append(math.log(1 - delta - fnr) - math.log(fpr))
-    return max(terms)
+        bounds.append(math.log(1 - delta - fnr) - math.log(fpr))
+    if not bounds:  # FPR = FNR = 1: both logs of negative numbers
+        return None
+    return max(max(bounds), 0.0)
 
 
-def slow_epsilon(u: np.ndarray, r: np.ndarray, delta: float = DELTA) -> float:
-    """Literal reference for one example: every threshold, every value compared explicitly."""
+def slow_epsilon_detail(u: np.ndarray, r: np.ndarray, delta: float = DELTA) -> tuple[float, bool]:
+    """Literal reference for one example: (eps, undecided), every threshold compared explicitly."""
     u = np.asarray(u, dtype=float)
     r = np.asarray(r, dtype=float)
-    u_is_pos = np.median(u) >= np.median(r)  # median tie -> unlearned is positive
-    pos, neg = (u, r) if u_is_pos else (r, u)
-    range_u, range_r = u.max() - u.min(), r.max() - r.min()
-    if max(range_u, range_r) == 0:
-        return 0.0 if u[0] == r[0] else 50.0
-    if min(range_u, range_r) / max(range_u, range_r) < 0.01:
-        return 50.0
-    peaky_is_u = range_u <= range_r  # range tie -> unlearned is peaky
-    peaky = u if peaky_is_u else r
-    peaky_is_pos = peaky_is_u == u_is_pos
+    if np.median(r) > np.median(u):
+        pos, neg = r, u
+    else:  # median tie -> unlearned is positive
+        pos, neg = u, r
+    range_pos, range_neg = pos.max() - pos.min(), neg.max() - neg.min()
+    if max(range_pos, range_neg) == 0:
+        return (0.0 if u[0] == r[0] else 50.0), False
+    if min(range_pos, range_neg) / max(range_pos, range_neg) < 0.01:
+        return 50.0, False
 
     rates = set()
-    lo, hi = min(u.min(), r.min()), max(u.max(), r.max())
-    for t in np.linspace(lo, hi, max(2, math.ceil((hi - lo) * 100))):
+    lo, hi = min(pos.min(), neg.min()), max(pos.max(), neg.max())
+    for t in single_thresholds(lo, hi):
         fpr = np.sum(neg >= t) / neg.size
-        fnr = np.sum(~(pos >= t)) / pos.size
-        rates.add((fpr, fnr))
+        fnr = np.sum(pos < t) / pos.size
+        rates.add((float(fpr), float(fnr)))
 
-    width = peaky.max() - peaky.min()
-    for right in np.linspace(peaky.min() + width - 2, peaky.max() + 2, max(2, math.ceil(width * 100))):
-        lefts = np.linspace(right - width - 2, right - width + 2, 400)
-        inside_pos = (pos[None, :] >= lefts[:, None]) & (pos[None, :] <= right)
-        inside_neg = (neg[None, :] >= lefts[:, None]) & (neg[None, :] <= right)
-        pred_pos_on_pos = inside_pos if peaky_is_pos else ~inside_pos
-        pred_pos_on_neg = inside_neg if peaky_is_pos else ~inside_neg
-        fprs = pred_pos_on_neg.sum(axis=1) / neg.size
-        fnrs = (~pred_pos_on_pos).sum(axis=1) / pos.size
+    # The peaky sample is predicted inside [l, r]; on a range tie it is the negative one.
+    peaky, other = (pos, neg) if range_pos < range_neg else (neg, pos)
+    rights, width = double_rights(peaky.min(), peaky.max())
+    for right in rights:
+        lefts = np.linspace(right - width - 2.0, right - width + 2.0, 400)[:, None]  # one row per l
+        peaky_inside = ((lefts <= peaky) & (peaky <= right)).sum(axis=1)
+        other_inside = ((lefts <= other) & (other <= right)).sum(axis=1)
+        # rates with the peaky sample as the positive class; eps is symmetric in (FPR, FNR)
+        fprs = other_inside / other.size
+        fnrs = (peaky.size - peaky_inside) / peaky.size
         rates.update(zip(fprs.tolist(), fnrs.tolist()))
 
     kept = [e for e in (attack_epsilon(fpr, fnr, delta) for fpr, fnr in rates) if e is not None]
-    return min(max(kept, default=0.0), 50.0)
+    if not kept:
+        return 50.0, True
+    return min(max(kept), 50.0), False
+
+
+def slow_epsilon(u: np.ndarray, r: np.ndarray, delta: float = DELTA) -> float:
+    """``slow_epsilon_detail`` without the undecided flag."""
+    return slow_epsilon_detail(u, r, delta)[0]
 
 
 def slow_epsilons(unlearned: np.ndarray, retrained: np.ndarray, delta: float = DELTA) -> np.ndarray:
@@ -94,4 +106,27 @@ def slow_klom(unlearned: np.ndarray, oracle: np.ndarray, bins: int = 20, clip: f
         keep = p > 0
         q_kept = np.maximum(q[keep], floor)
         out.append(float(np.sum(p[keep] * np.log(p[keep] / q_kept))))
+    return np.array(out)
+
+
+def slow_klom_easydub(unlearned: np.ndarray, oracle: np.ndarray, bins: int = 20, clip: float = 100.0,
+                      floor: float = 1e-5) -> np.ndarray:
+    """Literal reference for EasyDUB's convention: one np.digitize pair per point, in the input dtype."""
+    unlearned, oracle = np.asarray(unlearned), np.asarray(oracle)
+    out = []
+    for j in range(unlearned.shape[1]):
+        p_s = np.clip(unlearned[:, j], -clip, clip)
+        q_s = np.clip(oracle[:, j], -clip, clip)
+        lo = min(p_s.min(), q_s.min())
+        hi = max(p_s.max(), q_s.max())
+        if lo >= hi:
+            hi = lo + 1.0
+        edges = np.linspace(lo, hi, bins + 1)
+        p_bin, q_bin = np.digitize(p_s, edges), np.digitize(q_s, edges)  # 1..bins inside, bins + 1 at the max
+        p_counts = np.array([np.sum(p_bin == b) for b in range(1, bins + 1)])
+        q_counts = np.array([np.sum(q_bin == b) for b in range(1, bins + 1)])
+        p = p_counts / p_counts.sum() if p_counts.sum() > 0 else np.zeros(bins)
+        q = q_counts / q_counts.sum() if q_counts.sum() > 0 else np.zeros(bins)
+        keep = p > 0
+        out.append(float(np.sum(p[keep] * np.log(p[keep] / np.maximum(q[keep], floor)))))
     return np.array(out)

@@ -155,10 +155,13 @@ def _canonical(obj: Any) -> str:
 
 
 def group_key(record: dict) -> str:
-    """Records are comparable only with the same task name, version, parameters, forget set and protocol."""
+    """Records are comparable only with the same task name, version, parameters, forget set, protocol,
+    scorer version (records without one were scored by version 1) and number of models N."""
     task = record["task"]
+    metrics = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
     return _canonical([task["name"], str(task["version"]), task.get("params", {}), record["forget_ids"],
-                       record.get("protocol", "independent"), record["n_models"]])
+                       record.get("protocol", "independent"), metrics.get("scorer_version", 1),
+                       record["n_models"]])
 
 
 @dataclass
@@ -686,7 +689,8 @@ def render_group(group: Group, out_dir: Path) -> tuple[str, str]:
     rows = rank(rows, primary)
     task = group.first["task"]
     title = (f"{task['name']} v{task['version']} \u00b7 forget set of {len(group.first['forget_ids'])} \u00b7 "
-             f"{group.first.get('protocol', 'independent')} protocol \u00b7 N={group.first['n_models']}")
+             f"{group.first.get('protocol', 'independent')} protocol \u00b7 scorer v"
+             f"{(group.first.get('metrics') or {}).get('scorer_version', 1)} \u00b7 N={group.first['n_models']}")
     section_id, table_id = f"g-{group.ident}", f"t-{group.ident}"
     html_ = (f'<section class="group" id="{section_id}"><h2>{esc(title)}</h2>{_task_summary(group)}'
              f'{_warnings_note(warnings) or _primary_note(primary)}{render_table(table_id, columns, rows, floors, primary, out_dir)}'
