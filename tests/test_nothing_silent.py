@@ -234,7 +234,8 @@ def test_records_are_strict_json(tmp_path, capsys):
     code, _ = _run(capsys, tmp_path, "--method", "noop", *TINY, "--n-models", "2")
     assert code == 0
     [record] = (tmp_path / "out").rglob("*.json")
-    _strict(record)
+    prov = _strict(record)["provenance"]
+    assert prov["command"] and {"torchvision", "transformers", "tokenizers"} <= set(prov["packages"])
 
 
 def test_non_finite_numbers_become_null_with_a_reason():
@@ -311,3 +312,23 @@ def test_the_table_ends_with_a_verdict(tmp_path, capsys):
     assert code == 0
     [line] = [l for l in out.splitlines() if l.startswith("VERDICT")]
     assert "vs" in line and "noise floor" in line and "x retraining one model" in line
+
+
+def test_a_file_size_limit_fails_the_record_write_cleanly(tmp_path):
+    """A real RLIMIT_FSIZE (Python ignores SIGXFSZ, so writes past it fail with EFBIG)."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))  # models fit (~250 bytes), the record does not
+    # cwd outside the repository too; provenance reads git status without taking the index lock
+    proc = subprocess.run([sys.executable, "-m", "bench", "run", "--method", "noop", *TINY, "--out",
+                           str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")],
+                          capture_output=True, text=True, preexec_fn=limit, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[1])})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "could not write the result record" in proc.stderr and "File too large" in proc.stderr
+    assert "kept in the model cache" in proc.stderr and "Traceback" not in proc.stderr
+    assert not list((tmp_path / "out").rglob("*.json")) and not list(tmp_path.rglob("*.tmp"))
+    assert list((tmp_path / "cache").rglob("*.safetensors"))  # the trained models were kept

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from bench.errors import BenchError
 
-#: the template's marker that identifies a page as one of our reports
+#: the template's marker that identifies a page as one of our reports (and the title pages had before it)
 GENERATOR_MARK = b'<meta name="generator" content="unlearning-bench report">'
+LEGACY_MARK = b"<title>Unlearning benchmark leaderboard</title>"
 _SNIFF_BYTES = 4096
 
 
@@ -16,7 +17,8 @@ def is_our_report(path: Path) -> bool:
     """Whether ``path`` starts like a page this report builder wrote."""
     try:
         with path.open("rb") as handle:
-            return GENERATOR_MARK in handle.read(_SNIFF_BYTES)
+            head = handle.read(_SNIFF_BYTES)
+        return GENERATOR_MARK in head or (head.startswith(b"<!DOCTYPE html>") and LEGACY_MARK in head)
     except OSError:
         return False
 
