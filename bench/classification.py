@@ -1,6 +1,8 @@
 """Shared recipe for small classifiers: cross-entropy, SGD, and batched ensemble training."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -20,7 +22,12 @@ def skewed_forget_set(labels: np.ndarray, classes: np.ndarray, size: int, fracti
     inside, outside = np.flatnonzero(in_classes), np.flatnonzero(~in_classes)
     k_in = min(len(inside), int(round(fraction * size)))
     if size - k_in > len(outside):
-        raise ValueError(f"forget set of {size} is too large for the skewed selector")
+        from bench.errors import ForgetSetError
+        fits = [k for k in range(size, 0, -1) if k - min(len(inside), int(round(fraction * k))) <= len(outside)]
+        raise ForgetSetError(
+            f"the skewed selector cannot draw a forget set of {size} with skew_fraction={fraction}: it takes "
+            f"{k_in} from the {len(inside)} points of the skewed classes and needs {size - k_in} of the "
+            f"{len(outside)} others; use forget_size={fits[0] if fits else 1} or less, or a larger skew_fraction")
     chosen = np.concatenate([rng.choice(inside, k_in, replace=False), rng.choice(outside, size - k_in, replace=False)])
     return np.sort(chosen)
 
@@ -67,6 +74,27 @@ class ClassifierTask(Task):
             logits = self.outputs(model, split.x)
             return {"accuracy": float((logits.argmax(1) == split.y).float().mean()),
                     "loss": float(self.output_loss(logits, split.y).mean())}
+
+    def explosion_reason(self, model: nn.Module, reference: nn.Module | None, split: Split) -> str | None:
+        """Exploded: validation cross-entropy over 100x that of guessing uniformly (ln C). Collapsed:
+        accuracy within 5 points of chance although the reference model was at least twice chance."""
+        chance_loss, chance_acc = math.log(self.num_classes), 1.0 / self.num_classes
+        with torch.no_grad():
+            logits = self.outputs(model, split.x).float()
+            y = split.y.to(logits.device)
+            loss = float(F.cross_entropy(logits, y))
+            accuracy = float((logits.argmax(1) == y).float().mean())
+            if loss > 100 * chance_loss:
+                return (f"its validation loss {loss:.3g} is over 100x that of guessing uniformly "
+                        f"({chance_loss:.3g})")
+            if reference is None or accuracy > chance_acc + 0.05:
+                return None
+            ref_logits = self.outputs(reference, split.x).float()
+            ref_accuracy = float((ref_logits.argmax(1) == y).float().mean())
+        if ref_accuracy >= 2 * chance_acc:
+            return (f"its validation accuracy collapsed to chance ({accuracy:.2f}; chance {chance_acc:.2f}, "
+                    f"the original {ref_accuracy:.2f})")
+        return None
 
     def train(self, model: nn.Module, data: Split, seed: int, *, max_steps: int | None = None,
               on_step: StepHook | None = None) -> nn.Module:

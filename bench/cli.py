@@ -7,21 +7,23 @@ import json
 import sys
 from pathlib import Path
 
-from bench.errors import BenchError, BudgetExceededError, DivergenceError, MethodContractError
-from bench.params import parse_assignments
+from bench.bounds import Range, Seed
+from bench.errors import BenchError, BudgetExceededError, DivergenceError, MethodFailedError
+from bench.params import parse_assignments, split_annotation
+from bench.preflight import check_cache_dir, check_forget_flags, check_scheduler, check_writable_dir, int_arg, parse_ids
 from bench.registry import METHODS, TASKS, load_plugin
 from bench.store import write_json_atomic
+from bench.strict_json import strict_record
+
+_SEED = int_arg("--seed", split_annotation(Seed)[1])
+_N_MODELS = int_arg("--n-models", Range(1, 100_000))
+_WORKERS = int_arg("--workers", Range(1, 4096))
+_THREADS = int_arg("--threads", Range(1, 1024))
+_FORGET_SIZE = int_arg("--forget-size", Range())  # its range depends on the train set: checked there
 
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _parse_ids(text: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,10 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one method on one task and write a result record")
     run.add_argument("--method", required=True)
     run.add_argument("--task", required=True)
-    run.add_argument("--seed", type=int, default=0, help="base seed for forget set, models and method (default 0)")
-    run.add_argument("--forget-size", type=int, help="shortcut for --task-arg forget_size=K")
-    run.add_argument("--forget-ids", type=_parse_ids, help="explicit forget set: comma-separated train ids")
-    run.add_argument("--n-models", type=int, default=1, help="originals, oracles and unlearned models (default 1)")
+    run.add_argument("--seed", type=_SEED, default=0, help="base seed for forget set, models and method (default 0)")
+    run.add_argument("--forget-size", type=_FORGET_SIZE, help="shortcut for --task-arg forget_size=K")
+    run.add_argument("--forget-ids", type=parse_ids, help="explicit forget set: comma-separated train ids")
+    run.add_argument("--n-models", type=_N_MODELS, default=1, help="originals, oracles and unlearned models (default 1)")
     run.add_argument("--method-arg", action="append", metavar="NAME=VALUE", help="method hyperparameter")
     run.add_argument("--task-arg", action="append", metavar="NAME=VALUE", help="task parameter")
     _add_execution_args(run)
@@ -52,20 +54,20 @@ def build_parser() -> argparse.ArgumentParser:
     ora = sub.add_parser("oracles", help="prebuild (and cache) original and oracle ensembles for a task")
     ora.add_argument("--task", required=True)
     ora.add_argument("--task-arg", action="append", metavar="NAME=VALUE", help="task parameter")
-    ora.add_argument("--seed", type=int, default=0)
-    ora.add_argument("--forget-size", type=int, help="shortcut for --task-arg forget_size=K")
-    ora.add_argument("--forget-ids", type=_parse_ids, help="explicit forget set: comma-separated train ids")
-    ora.add_argument("--n-models", type=int, default=32)
+    ora.add_argument("--seed", type=_SEED, default=0)
+    ora.add_argument("--forget-size", type=_FORGET_SIZE, help="shortcut for --task-arg forget_size=K")
+    ora.add_argument("--forget-ids", type=parse_ids, help="explicit forget set: comma-separated train ids")
+    ora.add_argument("--n-models", type=_N_MODELS, default=32)
     _add_execution_args(ora)
 
     dms = sub.add_parser("datamodels", help="train subset models and fit linear datamodels; report LDS")
     dms.add_argument("--task", required=True)
     dms.add_argument("--task-arg", action="append", metavar="NAME=VALUE", help="task parameter")
-    dms.add_argument("--n-models", type=int, default=500, help="subset models (default 500)")
+    dms.add_argument("--n-models", type=_N_MODELS, default=500, help="subset models (default 500)")
     dms.add_argument("--alpha", type=float, default=0.5, help="fraction of the train set per model (default 0.5)")
-    dms.add_argument("--seed", type=int, default=0)
+    dms.add_argument("--seed", type=_SEED, default=0)
     dms.add_argument("--ridge", type=float, default=1.0, help="ridge penalty of each regression (default 1)")
-    dms.add_argument("--forget-size", type=int, help=argparse.SUPPRESS)
+    dms.add_argument("--forget-size", type=_FORGET_SIZE, help=argparse.SUPPRESS)
     _add_execution_args(dms)
 
     perf = sub.add_parser("perf", help="measure speed: batched training, epsilon scoring, caching, overhead")
@@ -79,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     board = sub.add_parser("report", help="build one self-contained HTML leaderboard from every result record")
     board.add_argument("--results", default="results", help="folder searched recursively for records (default results/)")
     board.add_argument("--out", default="reports/index.html", help="HTML file to write (default reports/index.html)")
+    board.add_argument("--force", action="store_true",
+                       help="overwrite --out even if it is not an earlier report (never a result record)")
     return parser
 
 
@@ -86,10 +90,13 @@ def _add_execution_args(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     cmd.add_argument("--backend", choices=["local", "dask"], default="local",
                      help="where ensembles train: local processes (default) or a dask.distributed cluster")
-    cmd.add_argument("--workers", type=int, default=1, help="worker processes (local, or a local Dask cluster)")
+    cmd.add_argument("--workers", type=_WORKERS, default=1, help="worker processes (local, or a local Dask cluster)")
     cmd.add_argument("--scheduler", help="address of a running Dask scheduler (with --backend dask)")
     cmd.add_argument("--cache-dir", help="model cache folder (default $BENCH_CACHE or ~/.cache/unlearning-bench)")
     cmd.add_argument("--no-cache", action="store_true", help="train everything afresh and cache nothing")
+    cmd.add_argument("--threads", type=_THREADS, default=None,
+                     help="torch threads in this process (default on CPU: 1, which was 20-40x faster than "
+                          "torch's default for tiny models on a shared 2-core machine; raise it for big models)")
 
 
 def _store(args: argparse.Namespace):
@@ -104,9 +111,31 @@ def _executor(args: argparse.Namespace):
     return Executor(backend=args.backend, workers=args.workers, scheduler=args.scheduler)
 
 
+def _apply_threads(args: argparse.Namespace) -> None:
+    """Choose the thread count deliberately: ``--threads``, else one thread on CPU (tiny models)."""
+    import torch
+    threads = args.threads
+    if threads is None and (args.device == "cpu" or (args.device == "auto" and not torch.cuda.is_available())):
+        threads = 1
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+def _preflight(args: argparse.Namespace, *, out: bool = False) -> None:
+    """What can be checked before any training: output folder, model cache, Dask scheduler; then threads."""
+    if out:
+        check_writable_dir(args.out, "result records", "--out")
+    if not args.no_cache:
+        check_cache_dir(args.cache_dir)
+    if args.scheduler:
+        check_scheduler(args.scheduler)
+    _apply_threads(args)
+
+
 def _task_from_args(args: argparse.Namespace):
     task_cls = TASKS.get(args.task)
     task_args = parse_assignments(args.task_arg, flag="--task-arg")
+    check_forget_flags(getattr(args, "forget_ids", None), args.forget_size, task_args)
     if args.forget_size is not None:
         if "forget_size" in task_args:
             raise BenchError("give the forget size once: --forget-size or --task-arg forget_size=..., not both")
@@ -126,7 +155,8 @@ def cmd_list() -> None:
             cls = registry.get(name)
             print(f"  {name:24s} {cls.description()}")
             for spec in cls.param_specs():
-                print(f"      {spec.name} = {spec.default!r}  ({spec.type_name})")
+                bounds = f", {spec.bounds.describe()}" if spec.bounds else ""
+                print(f"      {spec.name} = {spec.default!r}  ({spec.type_name}{bounds})")
         print()
 
 
@@ -135,7 +165,25 @@ def result_path(out: str, record: dict) -> Path:
     key = {k: record[k] for k in ("method", "task", "forget_ids", "n_models", "protocol")}
     key["seed"] = record["seeds"]["base"]
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    return Path(out) / record["task"]["name"] / f"{record['method']['name']}-{digest}.json"
+    path = Path(out) / record["task"]["name"] / f"{record['method']['name']}-{digest}.json"
+    root = Path(out).resolve()
+    if path.resolve().parent.parent != root:
+        raise BenchError(f"the record path {path} for method {record['method']['name']!r} and task "
+                         f"{record['task']['name']!r} would leave {out}/<task>/; names must be slugs")
+    return path
+
+
+def write_record(out: str, record: dict, cached: bool) -> Path:
+    """Write the record atomically; if that fails (disk full, read-only), say what was kept and what to rerun."""
+    target = result_path(out, record)
+    try:
+        return write_json_atomic(target, strict_record(record))
+    except OSError as err:
+        kept = ("every trained and unlearned model is kept in the model cache, so rerunning the same command "
+                "with a writable --out only scores and writes the record" if cached else
+                "nothing was cached (--no-cache), so a rerun trains again")
+        raise BenchError(f"could not write the result record {target}: {err.strerror or err}. The table above "
+                         f"is the result; {kept}.") from None
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -146,17 +194,21 @@ def cmd_run(args: argparse.Namespace) -> None:
     task = _task_from_args(args)
     method = method_cls.from_strings(parse_assignments(args.method_arg, flag="--method-arg"),
                                      label=f"method '{args.method}'")
+    _preflight(args, out=True)
     spec = RunSpec(method=method, task=task, seed=args.seed, n_models=args.n_models, forget_ids=args.forget_ids,
                    device=args.device, protocol=args.protocol, executor=_executor(args), metrics=tuple(args.metrics))
     record = run(spec, store=_store(args), log=_log, progress=True)
-    path = write_json_atomic(result_path(args.out, record), record)
-    print(run_table(record))
+    result_path(args.out, record)  # refuse an escaping path before printing anything
+    print(run_table(record), flush=True)
+    path = write_record(args.out, record, cached=not args.no_cache)
     print(f"\nresult record: {path}")
 
 
 def cmd_oracles(args: argparse.Namespace) -> None:
     from bench.oracle_cli import prebuild
-    print(prebuild(_task_from_args(args), seed=args.seed, n_models=args.n_models, forget_ids=args.forget_ids,
+    task = _task_from_args(args)
+    _preflight(args)
+    print(prebuild(task, seed=args.seed, n_models=args.n_models, forget_ids=args.forget_ids,
                    device=args.device, executor=_executor(args), store=_store(args), log=_log))
 
 
@@ -168,6 +220,7 @@ def cmd_datamodels(args: argparse.Namespace) -> None:
     if not 0 < args.alpha < 1:
         raise BenchError(f"--alpha must be between 0 and 1, got {args.alpha}")
     task = _task_from_args(args)
+    _preflight(args)
     if not task.supports_datamodels:
         raise BenchError(f"task '{task.name}' does not support datamodels (its outputs are not fixed-size)")
     dm = build_datamodels(task, n_models=args.n_models, alpha=args.alpha, seed=args.seed,
@@ -197,11 +250,14 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
 
 def cmd_report(args: argparse.Namespace) -> None:
     from bench.report.build import build_report
-    print(build_report(Path(args.results), Path(args.out), log=_log))
+    print(build_report(Path(args.results), Path(args.out), log=_log, force=args.force))
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # argparse has printed its message; return its code (2) rather than exit
+        return int(stop.code or 0)
     try:
         for plugin in args.plugin:
             load_plugin(plugin)
@@ -223,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as err:
         _log(f"error: {err}")
         return err.exit_code
-    except (DivergenceError, BudgetExceededError, MethodContractError) as err:
+    except (DivergenceError, BudgetExceededError, MethodFailedError) as err:
         _log(f"error: {err}\nno result was written.")
         return err.exit_code
     return 0

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.errors import BudgetExceededError
+from bench.errors import BudgetExceededError, ParamError
 from bench.seeding import derive_seed, torch_generator
 from bench.task import Split, Task, TaskData
 
@@ -74,6 +74,10 @@ class UnlearnContext:
     def batches(self, split: Split, batch_size: int | None) -> Iterator[Split]:
         """Endless reshuffled mini-batches of ``split`` (the whole split when batch_size is None or larger)."""
         n = len(split)
+        if batch_size is not None and batch_size < 1:  # would yield nothing, forever
+            raise ParamError(f"batch_size must be at least 1, got {batch_size}")
+        if n == 0:
+            raise ParamError("cannot draw mini-batches from an empty split")
         size = n if batch_size is None or batch_size >= n else batch_size
         while True:
             if size == n:

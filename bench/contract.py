@@ -29,7 +29,7 @@ from torch import nn
 
 from bench.context import UnlearnContext
 from bench.enforce import budget_of, data_fingerprint, state_hash, unlearn_checked
-from bench.errors import BudgetExceededError, MethodContractError
+from bench.errors import BudgetExceededError, MethodFailedError, ParamError
 from bench.method import Method
 from bench.seeding import derive_seed
 from bench.task import Split, Task, TaskData
@@ -57,6 +57,42 @@ def probe_task(method_cls: type[Method]) -> Task:
                              f"choose one of {', '.join(PROBES)}")
     name, params = PROBES[tag]
     return TASKS.get(name)(**params)
+
+
+def tiny_vision_task() -> Task:
+    """A vision probe: random uint8 images through a narrow ResNet-9, so a method that skips the task's input
+    path (normalisation inside ``outputs``/``model_inputs``) fails here, not on CIFAR-10."""
+    from dataclasses import dataclass
+
+    from bench.task import Split
+    from bench.vision import VisionTask, resnet9
+
+    @dataclass(kw_only=True)
+    class ProbeImages(VisionTask):
+        name = "probe-images"
+        version = "1"
+        num_classes = 3
+        default_batch_size = 8
+        full_width = 4
+        forget_size: int = 4
+        epochs: int = 1
+        batch_size: int = 8
+        lr: float = 0.05
+        label_smoothing: float = 0.0
+        width: int = 4
+
+        def load(self) -> tuple[Split, Split]:
+            gen = torch.Generator().manual_seed(0)
+            x = torch.randint(0, 256, (40, 3, 32, 32), generator=gen, dtype=torch.uint8)
+            y = torch.randint(0, self.num_classes, (40,), generator=gen)
+            return Split(x[:32], y[:32]), Split(x[32:], y[32:])
+
+        def make_model(self, seed: int) -> nn.Module:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                return resnet9(self.num_classes, self.width)
+
+    return ProbeImages()
 
 
 @dataclass(frozen=True)
@@ -167,7 +203,7 @@ def _unlearn(method_cls: type[Method]) -> tuple[nn.Module, UnlearnContext, _Prob
     ctx = _context(method, probe)
     try:
         return unlearn_checked(method, probe.original, ctx), ctx, probe
-    except MethodContractError as err:
+    except MethodFailedError as err:
         raise AssertionError(str(err)) from err
 
 
@@ -196,7 +232,7 @@ def check_default_constructible(method_cls: type[Method]) -> None:
                              f"(every hyperparameter needs a default): {err}") from err
     try:
         budget_of(method)
-    except MethodContractError as err:
+    except MethodFailedError as err:
         raise AssertionError(str(err)) from err
 
 
@@ -265,14 +301,46 @@ def _hash_in_subprocess(method_cls: type[Method]) -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
+def check_declared_bounds(method_cls: type[Method]) -> None:
+    """Every numeric hyperparameter declares its range once (bench.bounds), so bad values fail up front."""
+    name = method_cls.__name__
+    for spec in method_cls.param_specs():
+        assert not spec.numeric or spec.bounds is not None, (
+            f"{name}: numeric parameter '{spec.name}' declares no bounds; annotate it, e.g. "
+            f"Annotated[int, Range(0, 1000)] or an alias from bench.bounds (Steps, BatchSize, LearningRate)")
+    try:
+        method_cls(**{**method_cls().get_params(), "steps": -1})
+    except ParamError:
+        return
+    raise AssertionError(f"{name}: steps=-1 was accepted; declare steps with bench.bounds.Steps")
+
+
+def check_runs_on_vision_probe(method_cls: type[Method]) -> None:
+    """Classifier methods also run on uint8 images, so one that skips the task's input path fails here."""
+    if "classification" not in method_cls.requires:
+        return
+    task = tiny_vision_task()
+    train, val = task.load()
+    data = TaskData(train, val, task.select_forget(train, np.random.default_rng(0)))
+    original_seed = derive_seed(0, "original")
+    probe = _Probe(task, data, task.train(task.make_model(original_seed), train, original_seed).eval(), 0)
+    method = _budgeted(method_cls)
+    try:
+        unlearn_checked(method, probe.original, _context(method, probe))
+    except MethodFailedError as err:
+        raise AssertionError(f"{method_cls.__name__} fails on the vision probe: {err}") from err
+
+
 RULES: dict[str, Callable[[type[Method]], None]] = {
     "default-constructible": check_default_constructible,
     "params-round-trip": check_params_round_trip,
+    "declared-bounds": check_declared_bounds,
     "no-mutation": check_no_mutation,
     "new-model-same-architecture": check_returns_new_model_same_architecture,
     "changes-model-on-probe": check_changes_model_on_probe,
     "within-budget-as-measured": check_within_budget_as_measured,
     "deterministic-fresh-process": check_deterministic_in_fresh_process,
+    "runs-on-vision-probe": check_runs_on_vision_probe,
 }
 
 

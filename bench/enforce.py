@@ -1,8 +1,9 @@
 """What the harness checks around every unlearning call, so the method contract is enforced, not trusted.
 
-The runner and the contract suite both call ``unlearn_checked``. It refuses a method that returns
-nothing, returns its input, changes its input's weights or train/eval mode, touches any data split,
-or returns another architecture, and it counts steps itself instead of believing the method.
+The runner and the contract suite both call ``unlearn_checked``. It refuses a method that raises,
+returns nothing, returns its input or another architecture, or explodes the model (those through
+``bench.method_guard``), that changes its input's weights or train/eval mode, or touches any data
+split, and it counts steps itself instead of believing the method.
 
 What counts as a step (the one definition): one optimiser update, i.e. one ``optimizer.step()`` on any
 ``torch.optim`` optimiser, or one ``ctx.step_done`` for a method that updates weights by hand.
@@ -22,7 +23,7 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch import nn
 
-from bench.errors import BudgetExceededError, MethodContractError
+from bench.errors import BudgetExceededError, MethodFailedError
 
 if TYPE_CHECKING:
     from bench.context import UnlearnContext
@@ -42,7 +43,7 @@ def budget_of(method: "Method") -> int | None:
     if steps is None and getattr(method, "unbounded_steps", False):
         return None
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise MethodContractError(
+        raise MethodFailedError(
             f"{type(method).__name__}.steps must be a non-negative int (the step budget), got {steps!r}; "
             "declare it as `steps: int = 100`"
         )
@@ -102,34 +103,28 @@ def counted_steps(budget: int | None) -> Iterator[_StepCounter]:
         handle.remove()
 
 
-def _architecture(model: nn.Module) -> tuple[type, dict[str, tuple[int, ...]]]:
-    return type(model), {k: tuple(v.shape) for k, v in model.state_dict().items()}
+def unlearn_checked(method: "Method", model: nn.Module, ctx: "UnlearnContext", index: int = 0) -> nn.Module:
+    """``method.unlearn(model, ctx)`` with the contract enforced; sets ``ctx.steps_used`` to the counted steps.
 
+    ``bench.method_guard`` turns a raise, a missing or foreign return value and an exploded model into a
+    message naming the method; this adds what the method must leave untouched and the step count.
+    """
+    from bench.method_guard import _origin, guarded_unlearn
 
-def unlearn_checked(method: "Method", model: nn.Module, ctx: "UnlearnContext") -> nn.Module:
-    """``method.unlearn(model, ctx)`` with the contract enforced; sets ``ctx.steps_used`` to the counted steps."""
-    name = getattr(method, "name", type(method).__name__)
     budget = budget_of(method)
     if ctx.max_steps is None:
         ctx.max_steps = budget
     weights_before = state_hash(model)
     data_before = data_fingerprint(ctx.data)
     with counted_steps(ctx.max_steps) as counter:
-        out = method.unlearn(model, ctx)
-    if not isinstance(out, nn.Module):
-        raise MethodContractError(f"method {name!r}: unlearn must return a new nn.Module, got {type(out).__name__}")
-    if out is model:
-        raise MethodContractError(f"method {name!r}: unlearn returned its input model; return a copy "
-                                  "(bench.optim.clone) so the original stays intact")
+        out = guarded_unlearn(method, model, ctx, index)
+    who = _origin(method)
     if state_hash(model) != weights_before:
-        raise MethodContractError(f"method {name!r}: unlearn changed its input model (weights, buffers or "
-                                  "train/eval mode); work on a copy (bench.optim.clone)")
+        raise MethodFailedError(f"{who} changed its input model (weights, buffers or train/eval mode) while "
+                                f"unlearning model {index}; work on a copy (bench.optim.clone)")
     changed = [split for split, digest in data_fingerprint(ctx.data).items() if data_before[split] != digest]
     if changed:
-        raise MethodContractError(f"method {name!r}: unlearn modified the task data ({', '.join(changed)}); "
-                                  "copy a split before changing it")
-    if getattr(method, "output", "model") == "model" and _architecture(out) != _architecture(model):
-        raise MethodContractError(f"method {name!r}: unlearn returned another architecture "
-                                  f"({type(out).__name__} with different state-dict keys or shapes)")
+        raise MethodFailedError(f"{who} modified the task data ({', '.join(changed)}) while unlearning model "
+                                f"{index}; copy a split before changing it")
     ctx.steps_used = max(ctx.steps_used, counter.count)
     return out

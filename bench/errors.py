@@ -35,7 +35,8 @@ class BudgetExceededError(Exception):
     exit_code = 3
 
 
-class MethodContractError(Exception):
-    """A method broke the contract the harness enforces (returned its input, mutated data, ...). Exit code 4."""
+class MethodFailedError(Exception):
+    """A method's ``unlearn`` raised, returned no model or a model of another architecture, or broke the
+    contract the harness enforces (mutated its input or the data). CLI exit code 3."""
 
-    exit_code = 4
+    exit_code = 3

@@ -22,6 +22,7 @@ class Method(Configurable, ABC):
     """
 
     name: ClassVar[str]
+    kind_name: ClassVar[str] = "method"
     requires: ClassVar[frozenset[str]] = frozenset()
     #: "model": unlearn returns weights of the original's architecture; "predictions": it returns a wrapper
     #: that only predicts the unlearned outputs (datamodel-direct), which is scored but not cached.

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from bench.context import UnlearnContext
+from bench.divergence import ObjectiveWatch
 from bench.errors import DivergenceError
 
 
@@ -26,11 +27,11 @@ def descend(model: nn.Module, objective: Callable[[nn.Module], torch.Tensor], *,
     """Run ``steps`` SGD steps on ``objective(model)`` in place; stop with a clear error on NaN/inf."""
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     model.train()
+    watch = ObjectiveWatch(label)  # non-finite, or grown a million-fold: stop here, naming the iteration
     for step in range(1, steps + 1):
         optimizer.zero_grad(set_to_none=True)
         loss = objective(model)
-        if not torch.isfinite(loss):
-            raise DivergenceError(f"{label} diverged at iteration {step}: the objective is {loss.item()}")
+        watch(step, float(loss.detach()))
         loss.backward()
         optimizer.step()
         ctx.step_done(model)

@@ -7,28 +7,100 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
+from bench.bounds import Range
 from bench.errors import ParamError
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
 
+_INT = re.compile(r"[+-]?[0-9]+")
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(inf|infinity|nan)", re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class ParamSpec:
-    """One hyperparameter: its name, type annotation and default."""
+    """One hyperparameter: its name, type annotation (``Annotated`` stripped), default and declared bounds."""
 
     name: str
     annotation: Any
     default: Any
+    bounds: Range | None = None
 
     @property
     def type_name(self) -> str:
         return describe_type(self.annotation)
+
+    @property
+    def numeric(self) -> bool:
+        """Whether the parameter takes an int or a float (so it should declare its bounds)."""
+        members = _union_members(self.annotation)
+        return any(m in (int, float) for m in members)
+
+    def check(self, value: Any, label: str) -> None:
+        """Refuse a non-finite float or a number outside the declared bounds, naming the fix."""
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            return
+        if isinstance(value, float) and not math.isfinite(value):
+            bound = f" {self.bounds.describe()}" if self.bounds else ""
+            raise ParamError(f"{label} parameter '{self.name}' must be a finite number{bound}, got {value}; "
+                             f"give e.g. {self.name}={self._example()}")
+        if self.bounds is not None and not self.bounds.contains(value):
+            raise ParamError(f"{label} parameter '{self.name}' must be {self.bounds.describe()}, got {value!r}; "
+                             f"give e.g. {self.name}={self._example()}")
+
+    def _example(self) -> Any:
+        if self.bounds is not None:
+            return self.bounds.example(self.default)
+        return self.default
+
+
+def parse_int(text: str) -> int:
+    """An integer written with ASCII digits only: int() would also take '1_0' and non-ASCII digits."""
+    stripped = text.strip()
+    if not _INT.fullmatch(stripped):
+        raise ValueError(f"not an integer in ASCII digits: {text!r}")
+    return int(stripped)
+
+
+def parse_float(text: str) -> float:
+    """A float written in ASCII (digits, '.', exponent; 'nan'/'inf' parse and are refused by bounds later)."""
+    stripped = text.strip()
+    if not _FLOAT.fullmatch(stripped):
+        raise ValueError(f"not a number in ASCII digits: {text!r}")
+    return float(stripped)
+
+
+def _union_members(annotation: Any) -> tuple:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+def split_annotation(hint: Any) -> tuple[Any, Range | None]:
+    """``Annotated[T, Range(...)]`` (also inside ``X | None``) -> (T, the Range); plain hints -> (hint, None)."""
+    if typing.get_origin(hint) is Annotated:
+        base, *extras = typing.get_args(hint)
+        ranges = [e for e in extras if isinstance(e, Range)]
+        inner, inner_range = split_annotation(base)
+        return inner, (ranges[0] if ranges else inner_range)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        members, found = [], None
+        for member in typing.get_args(hint):
+            plain, bounds = split_annotation(member)
+            members.append(plain)
+            found = found or bounds
+        if found is None:
+            return hint, None
+        return typing.Union[tuple(members)], found
+    return hint, None
 
 
 def describe_type(annotation: Any) -> str:
@@ -55,9 +127,9 @@ def _parse_scalar(text: str, annotation: Any) -> Any:
             return False
         raise ValueError
     if annotation is int:
-        return int(text)
+        return parse_int(text)
     if annotation is float:
-        return float(text)
+        return parse_float(text)
     if annotation in (str, inspect.Parameter.empty, Any):
         return text
     raise ValueError
@@ -93,7 +165,7 @@ def parse_value(text: str, annotation: Any) -> Any:
 def _type_hints(cls: type) -> dict[str, Any]:
     for target in (cls.__init__, cls):
         try:
-            return typing.get_type_hints(target)
+            return typing.get_type_hints(target, include_extras=True)
         except Exception:  # unresolvable forward references: fall back to raw annotations
             continue
     return dict(getattr(cls.__init__, "__annotations__", {}))
@@ -106,6 +178,9 @@ class Configurable:
     does this for free) and put no logic in ``__init__``.
     """
 
+    #: what error messages call an instance ("method 'gdga' parameter 'steps' must be ...")
+    kind_name: ClassVar[str] = "object"
+
     @classmethod
     def param_specs(cls) -> list[ParamSpec]:
         """The hyperparameters, in signature order."""
@@ -114,7 +189,8 @@ class Configurable:
         for param in inspect.signature(cls.__init__).parameters.values():
             if param.name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 continue
-            specs.append(ParamSpec(param.name, hints.get(param.name, param.annotation), param.default))
+            annotation, bounds = split_annotation(hints.get(param.name, param.annotation))
+            specs.append(ParamSpec(param.name, annotation, param.default, bounds))
         return specs
 
     @classmethod
@@ -133,6 +209,16 @@ class Configurable:
                 )
             if param.default is param.empty:
                 raise TypeError(f"{cls.__name__}.__init__ parameter '{param.name}' needs a default")
+
+    def __post_init__(self) -> None:
+        """Dataclass subclasses validate on construction; a subclass's own ``__post_init__`` calls super()."""
+        self.validate()
+
+    def validate(self, label: str | None = None) -> None:
+        """Raise ParamError naming the first parameter that is non-finite or outside its declared bounds."""
+        label = label or f"{self.kind_name} '{getattr(self, 'name', type(self).__name__)}'"
+        for spec in self.param_specs():
+            spec.check(getattr(self, spec.name, None), label)
 
     def get_params(self) -> dict[str, Any]:
         """Every hyperparameter and its current value, read by signature introspection."""
@@ -156,10 +242,15 @@ class Configurable:
                 raise ParamError(
                     f"{label} parameter '{name}' expects {spec.type_name}, got {text!r}"
                 ) from None
+            spec.check(kwargs[name], label)
         try:
-            return cls(**kwargs)
+            instance = cls(**kwargs)
+        except ParamError:
+            raise
         except (TypeError, ValueError) as err:
             raise ParamError(f"{label}: {err}") from None
+        instance.validate(label)
+        return instance
 
 
 def parse_assignments(items: list[str] | None, *, flag: str) -> dict[str, str]:

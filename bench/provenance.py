@@ -3,19 +3,25 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import os
 import platform
+import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import torch
 
-_PACKAGES = ("unlearning-bench", "torch", "numpy", "scipy", "scikit-learn", "pandas", "joblib")
+_PACKAGES = ("unlearning-bench", "torch", "torchvision", "transformers", "tokenizers", "numpy", "scipy",
+             "scikit-learn", "pandas", "joblib")
 
 
 def _git(*args: str) -> str | None:
     repo = Path(__file__).resolve().parent.parent
     try:
-        out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=5, check=True)
+        # GIT_OPTIONAL_LOCKS=0: reading the status must not take (or, if killed, leave) the repository's index.lock
+        out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=5, check=True,
+                             env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip()
@@ -50,4 +56,5 @@ def provenance(device: torch.device) -> dict[str, object]:
         "platform": platform.platform(),
         "hardware": hardware(device),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": shlex.join(sys.argv),
     }

@@ -6,7 +6,9 @@ import importlib
 import importlib.metadata
 import importlib.util
 import pkgutil
+import re
 import sys
+import traceback
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -15,6 +17,9 @@ from bench.method import Method
 from bench.task import Task
 
 T = TypeVar("T")
+
+#: registered names become folder and file names (results/<task>/<method>-<hash>.json): slugs only
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
 class Registry(Generic[T]):
@@ -32,6 +37,10 @@ class Registry(Generic[T]):
         name = getattr(cls, "name", None)
         if not isinstance(name, str) or not name:
             raise TypeError(f"{cls.__name__} needs a class attribute 'name' (a non-empty string)")
+        if not NAME_PATTERN.fullmatch(name):
+            raise ValueError(f"{self.kind} name {name!r} of {cls.__name__} is not a slug: use 1-64 lowercase "
+                             "letters, digits, '-' or '_', starting with a letter or digit (names become file "
+                             "names, so '/', '.' and spaces are refused)")
         existing = self._classes.get(name)
         if existing is not None and existing is not cls:
             raise ValueError(f"{self.kind} name '{name}' is taken by {existing.__module__}.{existing.__qualname__}")
@@ -47,7 +56,12 @@ class Registry(Generic[T]):
         for info in pkgutil.iter_modules(package.__path__):
             importlib.import_module(f"{self.package}.{info.name}")
         for entry in importlib.metadata.entry_points(group=self.group):
-            loaded = entry.load()
+            try:
+                loaded = entry.load()
+            except Exception as err:  # a broken third-party package must say which one, not crash
+                raise BenchError(f"the {self.kind} entry point '{entry.name}' ({entry.value}, group {self.group}) "
+                                 f"failed to import: {type(err).__name__}: {err}; fix or uninstall that "
+                                 "package") from None
             if isinstance(loaded, type) and issubclass(loaded, self.base) and loaded not in self._classes.values():
                 self.register(loaded)
 
@@ -93,4 +107,20 @@ def load_plugin(path: str | Path) -> None:
         raise BenchError(f"cannot import plugin {file}: not a Python file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as err:
+        sys.modules.pop(module_name, None)
+        raise BenchError(f"plugin {file} has a syntax error at line {err.lineno}: {err.msg}; fix the file "
+                         "(or drop --plugin)") from None
+    except Exception as err:  # anything a plugin raises on import is the plugin's problem, told as such
+        sys.modules.pop(module_name, None)
+        where = _plugin_frame(err, file)
+        raise BenchError(f"plugin {file} failed to import{where}: {type(err).__name__}: {err}; fix the file "
+                         "(or drop --plugin)") from None
+
+
+def _plugin_frame(err: BaseException, file: Path) -> str:
+    """' (line N)' of the deepest traceback frame inside the plugin file, or ''."""
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if Path(f.filename).resolve() == file.resolve()]
+    return f" (line {frames[-1].lineno})" if frames else ""

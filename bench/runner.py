@@ -14,11 +14,15 @@ from torch import nn
 
 from bench.context import Observer, UnlearnContext
 from bench.errors import BenchError, DivergenceError, ForgetSetError
+from bench.degenerate import metric_warnings
+from bench.divergence import check_trained
 from bench.enforce import budget_of, unlearn_checked
 from bench.executor import Executor
+from bench.method_guard import load_cached_model
 from bench.method import Method
 from bench.optim import weights_finite
 from bench.provenance import provenance
+from bench.record_schema import RECORD_SCHEMA
 from bench.scoring import score
 from bench.seeding import derive_seed
 from bench.task import Split, Task, TaskData
@@ -27,7 +31,7 @@ from oracles.ensemble import Ensemble, build_ensemble, model_spec
 from oracles.recorded import RecordedGradients, record_gradients
 from oracles.store import ModelStore, cache_key
 
-RECORD_SCHEMA = 2
+UNLEARNED_META = {"unlearn_seconds": (int, float), "steps_used": int}
 ObserverFactory = Callable[[int, nn.Module, nn.Module], Observer]
 Log = Callable[[str], None]
 
@@ -136,8 +140,8 @@ def reference_retrain_seconds(task: Task, data: TaskData, seed: int, device: tor
     # the timing depends on the machine and its thread count, so they are part of what is cached
     spec = {**model_spec(task, data.forget_idx, ref_seed), "kind": "reference-retrain", "device": device.type,
             "host": platform.node(), "threads": torch.get_num_threads()}
-    entry = store.load(spec) if store else None
-    if entry is not None and "train_seconds" in entry.meta:
+    entry = store.load(spec, meta={"train_seconds": (int, float)}) if store else None
+    if entry is not None:
         return float(entry.meta["train_seconds"])
     model = task.make_model(ref_seed).to(device)
     start = time.perf_counter()
@@ -167,10 +171,11 @@ def _unlearn_all(spec: RunSpec, data: TaskData, device: torch.device, seeds: lis
             "original": cache_key(originals.specs[source]), "forget_ids": data.forget_idx.tolist(), "seed": seed,
             "target": cache_key(targets.specs[i]) if targets else None,
         }
-        entry = store.load(unlearned_spec) if store is not None and observe is None else None
-        if entry is not None:
-            model = task.make_model(seed)
-            model.load_state_dict(entry.state_dict)
+        entry = (store.load(unlearned_spec, meta=UNLEARNED_META) if store is not None and observe is None
+                 else None)
+        model = entry and load_cached_model(entry.state_dict, lambda: task.make_model(seed),
+                                            lambda: store.discard(unlearned_spec), log, f"{method.name} model {i}")
+        if model is not None:
             models.append(model.to(device).eval())
             seconds.append(float(entry.meta["unlearn_seconds"]))
             steps.append(int(entry.meta["steps_used"]))
@@ -188,7 +193,7 @@ def _unlearn_all(spec: RunSpec, data: TaskData, device: torch.device, seeds: lis
             datamodels=datamodels, observer=observer,
         )
         start = time.perf_counter()
-        model = unlearn_checked(method, original, ctx)
+        model = unlearn_checked(method, original, ctx, i)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         elapsed = time.perf_counter() - start
@@ -228,6 +233,8 @@ def run(spec: RunSpec, *, store: ModelStore | None = None, observe: ObserverFact
         raise BenchError(f"unknown protocol {spec.protocol!r}; use independent or challenge")
     wall_start = time.perf_counter()
     method, task, n = spec.method, spec.task, spec.n_models
+    method.validate()
+    task.validate()
     check_compatible(method, task)
     device = resolve_device(spec.device)
     warm_up()
@@ -243,6 +250,9 @@ def run(spec: RunSpec, *, store: ModelStore | None = None, observe: ObserverFact
     originals = build_ensemble(task, none, seeds["original"], label="originals", **build)
     oracles = build_ensemble(task, forget_idx, seeds["oracle"], label="oracles", **build)
     floor = build_ensemble(task, forget_idx, seeds["floor"], label="noise floor", **build) if n >= 2 else None
+    for role, ensemble in (("originals", originals), ("oracles", oracles), ("noise floor", floor)):
+        if ensemble is not None:
+            check_trained(task, ensemble.models, data.val, role, "lower the task's lr (--task-arg lr=...)")
     targets = (build_ensemble(task, forget_idx, seeds["target"], label="oracle-matching targets", **build)
                if "oracle_outputs" in method.requires else None)
     recorded = None
@@ -287,6 +297,7 @@ def run(spec: RunSpec, *, store: ModelStore | None = None, observe: ObserverFact
         "cache": {"originals": originals.cached, "oracles": oracles.cached,
                   "floor": floor.cached if floor else 0, "unlearned": unlearned_cached},
         "metrics": metrics,
+        "warnings": metric_warnings(task, n),
         "task_report": task.report(_initial_model(task, seeds["original"][0], device), originals.models[0],
                                    unlearned[0], data, recorded[0].flat if recorded else None),
         "curves": curves[0],

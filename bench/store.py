@@ -26,4 +26,7 @@ def write_atomic(path: str | Path, data: bytes) -> Path:
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
-    return write_atomic(path, (json.dumps(obj, indent=2, sort_keys=False, allow_nan=True) + "\n").encode())
+    """Strict JSON (non-finite numbers become null; ``bench.strict_json.strict_record`` also says why)."""
+    from bench.strict_json import replace_non_finite
+    clean, _ = replace_non_finite(obj)
+    return write_atomic(path, (json.dumps(clean, indent=2, sort_keys=False, allow_nan=False) + "\n").encode())

@@ -51,6 +51,21 @@ def _undecided_note(challenge: dict) -> str:
     return f"; {count} forget example(s) undecided by every threshold, scored at the cap (50)"
 
 
+def verdict(record: dict) -> str | None:
+    """One line: how far the method's forget-set KLoM is from the noise floor's, at what cost."""
+    forget = (record["metrics"].get("klom") or {}).get("forget") or {}
+    mine, floor = (forget.get("unlearned") or {}).get("mean"), (forget.get("floor") or {}).get("mean")
+    cost = record["timings"].get("cost_relative_to_retrain")
+    if mine is None or floor is None:
+        return None
+    gap = mine - floor
+    how = "within 0.1 of the noise floor" if abs(gap) <= 0.1 else (
+        f"{gap:.3g} above the noise floor" if gap > 0 else f"{-gap:.3g} below the noise floor")
+    caveat = " (but see the warnings above)" if record.get("warnings") else ""
+    return (f"VERDICT forget-set KLoM {mine:.3g} vs {floor:.3g} for a second oracle ensemble: {how}{caveat}; "
+            f"cost {_fmt(cost)}x retraining one model")
+
+
 def run_table(record: dict) -> str:
     """KLoM per split with its noise floor, the challenge score, utility per split, and cost."""
     metrics, timing, cache = record["metrics"], record["timings"], record["cache"]
@@ -60,6 +75,7 @@ def run_table(record: dict) -> str:
         *([f"NOTE   {record['task']['label']}"] if record["task"].get("label") else []),
         f"forget set: {len(record['forget_ids'])} points; models: {record['n_models']} "
         f"({record['protocol']} protocol); steps used per model: {max(record['steps_used'])}",
+        *(f"WARNING {w}" for w in record.get("warnings") or []),
         "",
     ]
     if metrics["klom"]:
@@ -79,4 +95,7 @@ def run_table(record: dict) -> str:
                  f"{timing['retrain_seconds']:.4g} s = {_fmt(timing['cost_relative_to_retrain'])}x retraining")
     lines.append(f"run took {timing['run_seconds']:.3g} s; from cache: {cache['originals']} originals, "
                  f"{cache['oracles']} oracles, {cache['floor']} floor, {cache['unlearned']} unlearned")
+    line = verdict(record)
+    if line:
+        lines += ["", line]
     return "\n".join(lines)

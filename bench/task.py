@@ -70,6 +70,7 @@ class Task(Configurable, ABC):
     """
 
     name: ClassVar[str]
+    kind_name: ClassVar[str] = "task"
     version: ClassVar[str]
     default_lr: ClassVar[float] = 0.01
     default_batch_size: ClassVar[int | None] = 64
@@ -145,9 +146,14 @@ class Task(Configurable, ABC):
         """Penalty added to the mean loss in the training objective (ridge, for instance)."""
         return torch.zeros((), device=next(model.parameters()).device)
 
+    def model_inputs(self, x: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """What the model itself is fed for task inputs ``x`` (vision tasks normalise uint8 images here).
+        Methods that call a model functionally (per-example gradients) must go through this, as ``outputs`` does."""
+        return x
+
     def outputs(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """Raw model outputs (logits, predictions): what oracle matching matches."""
-        return model(x)
+        return model(self.model_inputs(x, next(model.parameters(), x).device))
 
     def margin(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-example scalar statistic compared across models: correct logit minus logsumexp of the rest."""
@@ -175,6 +181,17 @@ class Task(Configurable, ABC):
                 "accuracy": float((logits.argmax(1) == split.y).float().mean()),
                 "loss": float(self.loss(model, split.x, split.y).mean()),
             }
+
+    def identical_models_reason(self) -> str | None:
+        """Why every model this task trains is the same whatever the seed (a deterministic closed-form
+        trainer), or None. Ensemble scores are then degenerate, and records say so."""
+        return None
+
+    def explosion_reason(self, model: nn.Module, reference: nn.Module | None, split: Split) -> str | None:
+        """Why ``model`` counts as exploded or collapsed on ``split`` (None: usable). ``reference`` is the
+        model it came from (the original, for an unlearned model), or None for a freshly trained one.
+        Tasks declare their bound here (a loss far beyond a trivial predictor's, accuracy at chance)."""
+        return None
 
     def select_forget(self, train: Split, rng: np.random.Generator) -> np.ndarray:
         """The forget set: ``forget_size`` distinct training positions chosen uniformly at random."""

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import asdict, dataclass
-from typing import ClassVar
+from pathlib import Path
+from typing import Annotated, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.bounds import MAX_BATCH, Momentum, NonNegative, Range, Width
 from bench.classification import ClassifierTask
 from bench.task import Split, StepHook
 
@@ -164,24 +166,28 @@ class VisionTask(ClassifierTask):
     data_root: str = "~/data"
     download: bool = False
     verify: bool = True  # torchvision's md5 checks of the dataset files
-    subset: int = 0  # train on the first N training images (0: all); for CPU runs
-    width: int = 64
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    subset: Annotated[int, Range(0, MAX_BATCH)] = 0  # train on the first N training images (0: all); for CPU runs
+    width: Width = 64
+    momentum: Momentum = 0.9
+    weight_decay: NonNegative = 5e-4
     compile: bool = False
 
-    def outputs(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        device = next(model.parameters()).device
-        return model(normalise(x.to(device)))
+    def model_inputs(self, x: torch.Tensor, device: torch.device) -> torch.Tensor:
+        return normalise(x.to(device))
 
     def recipe(self) -> VisionRecipe:
         return VisionRecipe(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
                             weight_decay=self.weight_decay, label_smoothing=self.label_smoothing,
                             compile=self.compile)
 
+    def data_paths(self) -> list[Path]:
+        """The dataset files or folders whose content determines the data (fingerprinted into cache keys)."""
+        return []
+
     def training_recipe(self) -> dict:
+        from bench.fingerprint import fingerprint
         return {"optimizer": "sgd-nesterov", "schedule": "one-cycle", "augment": "crop+flip",
-                **self.recipe().as_dict()}
+                **self.recipe().as_dict(), "data": fingerprint(self.data_paths())}
 
     def train(self, model: nn.Module, data: Split, seed: int, *, max_steps: int | None = None,
               on_step: StepHook | None = None) -> nn.Module:

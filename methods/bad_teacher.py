@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from bench.bounds import BatchSize, LearningRate, NonNegative, Positive, Steps
 from bench.context import UnlearnContext
 from bench.method import Method
 from bench.optim import clone, descend
@@ -27,11 +28,11 @@ class BadTeacher(Method):
     # each, the forget term weighted by forget_weight. Tuned on skewed digits (width 32, 60 forgotten,
     # original forget/retain accuracy 0.967/0.946): weight 1 gives 0.683/0.842, 0.5 gives 0.717/0.887,
     # 0.3 gives 0.783/0.911; we take 0.5 (tests/test_toolkit_methods.py).
-    steps: int = 60
-    lr: float | None = None
-    batch_size: int | None = None
-    temperature: float = 1.0
-    forget_weight: float = 0.5
+    steps: Steps = 60
+    lr: LearningRate = None
+    batch_size: BatchSize = None
+    temperature: Positive = 1.0
+    forget_weight: NonNegative = 0.5
 
     def unlearn(self, model: nn.Module, ctx: UnlearnContext) -> nn.Module:
         task, size = ctx.task, ctx.batch_size(self.batch_size)

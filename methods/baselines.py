@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from bench.bounds import OptionalSteps, Steps
 from bench.context import UnlearnContext
 from bench.method import Method
 from bench.optim import clone
@@ -18,7 +19,7 @@ class NoOp(Method):
 
     name = "noop"
     changes_model = False
-    steps: int = 0
+    steps: Steps = 0
 
     def unlearn(self, model: nn.Module, ctx: UnlearnContext) -> nn.Module:
         return clone(model)
@@ -31,7 +32,7 @@ class Retrain(Method):
 
     name = "retrain"
     unbounded_steps = True  # steps=None is its full recipe, not a missing budget (bench.enforce.budget_of)
-    steps: int | None = None  # None: the task's full recipe; an int caps its optimiser steps
+    steps: OptionalSteps = None  # None: the task's full recipe; an int caps its optimiser steps
 
     def unlearn(self, model: nn.Module, ctx: UnlearnContext) -> nn.Module:
         fresh = ctx.task.make_model(ctx.seed).to(ctx.device)

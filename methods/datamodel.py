@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bench.bounds import DatamodelModels, Steps, SubsetFraction
 from bench.context import UnlearnContext
 from bench.method import Method
 from bench.optim import clone
@@ -64,9 +65,9 @@ class DatamodelDirect(Method):
     requires = frozenset({"datamodels"})
     output = "predictions"
 
-    steps: int = 0  # no optimisation: the cost is the datamodels' one-off precomputation
-    datamodel_models: int = 500
-    alpha: float = 0.5
+    steps: Steps = 0  # no optimisation: the cost is the datamodels' one-off precomputation
+    datamodel_models: DatamodelModels = 500
+    alpha: SubsetFraction = 0.5
     rescale: bool = True
 
     def unlearn(self, model: nn.Module, ctx: UnlearnContext) -> nn.Module:
@@ -84,8 +85,8 @@ class DatamodelMatching(OracleMatching):
     name = "dm-matching"
     requires = frozenset({"datamodels"})
 
-    datamodel_models: int = 500
-    alpha: float = 0.5
+    datamodel_models: DatamodelModels = 500
+    alpha: SubsetFraction = 0.5
     rescale: bool = True
 
     def target_outputs(self, model: nn.Module, ctx: UnlearnContext, ids: np.ndarray, x: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from bench.bounds import BatchSize, NonNegative, Positive, Steps
 from bench.context import UnlearnContext
 from bench.errors import DivergenceError
 from bench.method import Method
@@ -35,11 +36,11 @@ class FisherForgetting(Method):
     # alpha = 3e-4 costs up to a quarter of retain accuracy). See tests/test_classifier_methods.py.
     # No gradient steps: `steps` is the number of retain mini-batches the Fisher is estimated from (20 x 64
     # covers digits' retain set about once).
-    steps: int = 20
-    batch_size: int | None = None
-    alpha: float = 3e-5
-    eps: float = 1e-8
-    max_variance: float = 1e-2
+    steps: Steps = 20
+    batch_size: BatchSize = None
+    alpha: NonNegative = 3e-5
+    eps: Positive = 1e-8
+    max_variance: NonNegative = 1e-2
 
     def _charged_batches(self, ctx: UnlearnContext, model: nn.Module) -> Iterator[Split]:
         """``steps`` shuffled retain mini-batches, each charged as one step."""

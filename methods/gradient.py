@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from bench.bounds import BatchSize, LearningRate, Momentum, NonNegative, Steps
 from bench.context import UnlearnContext
 from bench.method import Method
 from bench.optim import clone, descend
@@ -16,10 +17,10 @@ from bench.registry import register_method
 class _GradientMethod(Method):
     """Shared hyperparameters: a step budget, SGD learning rate (None: the task's) and batch size."""
 
-    steps: int = 100
-    lr: float | None = None
-    batch_size: int | None = None
-    momentum: float = 0.0
+    steps: Steps = 100
+    lr: LearningRate = None
+    batch_size: BatchSize = None
+    momentum: Momentum = 0.0
 
 
 @register_method
@@ -46,7 +47,7 @@ class GradientAscent(_GradientMethod):
     """Gradient ascent on the forget set's loss (unbounded: it needs few steps or a small step size)."""
 
     name = "ga"
-    steps: int = 10
+    steps: Steps = 10
 
     def unlearn(self, model: nn.Module, ctx: UnlearnContext) -> nn.Module:
         task, forget = ctx.task, ctx.batches(ctx.forget, ctx.batch_size(self.batch_size))
@@ -65,7 +66,7 @@ class DescentAscent(_GradientMethod):
     """Descent on the retain objective plus ascent on the forget loss, weighted by forget_weight."""
 
     name = "gdga"
-    forget_weight: float = 0.01  # small, as in NegGrad+: the ascent term is unbounded below
+    forget_weight: NonNegative = 0.01  # small, as in NegGrad+: the ascent term is unbounded below
 
     def unlearn(self, model: nn.Module, ctx: UnlearnContext) -> nn.Module:
         task, size = ctx.task, ctx.batch_size(self.batch_size)

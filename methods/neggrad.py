@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from bench.bounds import BatchSize, Fraction, LearningRate, Momentum, NonNegative, Steps
 from bench.context import UnlearnContext
 from bench.method import Method
 from bench.optim import clone, descend
@@ -23,11 +24,11 @@ class NegGradPlus(Method):
 
     # Kurmanji et al. 2023 ("Towards Unbounded Machine Unlearning"), their NegGrad+ baseline: one retain and
     # one forget batch per step, beta = 0.999, SGD with momentum 0.9.
-    steps: int = 100
-    lr: float | None = None
-    batch_size: int | None = None
-    momentum: float = 0.9
-    beta: float = 0.999
+    steps: Steps = 100
+    lr: LearningRate = None
+    batch_size: BatchSize = None
+    momentum: Momentum = 0.9
+    beta: Fraction = 0.999
 
     def unlearn(self, model: nn.Module, ctx: UnlearnContext) -> nn.Module:
         task, size = ctx.task, ctx.batch_size(self.batch_size)
@@ -52,11 +53,11 @@ class L1Sparse(Method):
 
     # Jia et al. 2023 ("Model Sparsity Can Simplify Machine Unlearning"): retain cross-entropy plus
     # gamma_t * sum |w|, gamma_t = gamma * (1 - t / steps) (their linear decay), gamma = 5e-4, SGD momentum 0.9.
-    steps: int = 100
-    lr: float | None = None
-    batch_size: int | None = None
-    momentum: float = 0.9
-    gamma: float = 5e-4
+    steps: Steps = 100
+    lr: LearningRate = None
+    batch_size: BatchSize = None
+    momentum: Momentum = 0.9
+    gamma: NonNegative = 5e-4
 
     def penalty_weight(self, step: int) -> float:
         """The L1 weight at optimiser step ``step`` (0-based): gamma, decaying linearly towards 0."""

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.bounds import BatchSize, LearningRate, Momentum, NonNegative, Positive, Steps
 from bench.context import UnlearnContext
 from bench.method import Method
 from bench.optim import clone, descend
@@ -19,12 +20,16 @@ class NegativePreference(Method):
     """NPO: push the forget set's likelihood below the original model's, with a loss that saturates."""
 
     name = "npo"
-    steps: int = 50
-    lr: float | None = None
-    batch_size: int | None = None
-    momentum: float = 0.9
-    beta: float = 0.1
-    retain_weight: float = 0.0  # > 0 adds the retain loss (NPO+RT)
+    # Defaults tuned on skewed digits (width 64, forget set of 36, task lr 0.01): the old 50 steps of pure NPO
+    # collapsed validation accuracy to chance (0.10, refused as divergence). NPO+RT (retain_weight 1, as in
+    # Zhang et al.'s NPO+RT) for 10 steps brings forget accuracy from 1.00 to 0.94 (the oracle's: 0.94) and
+    # keeps retain / validation accuracy at 0.99 / 0.96 (original 0.99 / 0.97); 15 steps: 0.92, 0.97, 0.94.
+    steps: Steps = 10
+    lr: LearningRate = None
+    batch_size: BatchSize = None
+    momentum: Momentum = 0.9
+    beta: Positive = 0.1
+    retain_weight: NonNegative = 1.0  # > 0 adds the retain loss (NPO+RT); 0 is plain NPO
 
     def unlearn(self, model: nn.Module, ctx: UnlearnContext) -> nn.Module:
         task, size = ctx.task, ctx.batch_size(self.batch_size)

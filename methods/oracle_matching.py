@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from bench.bounds import MAX_BATCH, BatchSize, LearningRate, Momentum, Range, Steps
 from bench.context import UnlearnContext
 from bench.method import Method
 from bench.optim import clone, descend
@@ -24,11 +25,11 @@ class OracleMatching(Method):
     requires = frozenset({"oracle_outputs"})
     include_forget: ClassVar[bool] = True
 
-    steps: int = 100
-    lr: float | None = None
-    batch_size: int | None = None
-    momentum: float = 0.9  # without it, matching logits on digits oscillates at the task's step size
-    retain_sample: int = 1000  # retain points drawn once (capped at the retain size)
+    steps: Steps = 100
+    lr: LearningRate = None
+    batch_size: BatchSize = None
+    momentum: Momentum = 0.9  # without it, matching logits on digits oscillates at the task's step size
+    retain_sample: Annotated[int, Range(0, MAX_BATCH)] = 1000  # retain points drawn once (capped at the retain size)
 
     def matching_ids(self, ctx: UnlearnContext) -> np.ndarray:
         """Training ids whose outputs are matched: a fixed random retain sample, plus the forget set."""

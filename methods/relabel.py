@@ -7,6 +7,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from bench.bounds import BatchSize, Fraction, LearningRate, Momentum, Steps
 from bench.context import UnlearnContext
 from bench.method import Method
 from bench.optim import clone, descend
@@ -42,10 +43,10 @@ class RandomLabel(Method):
     # run in SalUn (Fan et al. 2024): SGD, momentum 0.9, forget data with random labels trained together with
     # retain data. Each step takes one forget and one retain batch at equal weight; each forget example
     # keeps one wrong label, drawn once from ctx.generator (SalUn's code relabels the forget set once too).
-    steps: int = 100
-    lr: float | None = None
-    batch_size: int | None = None
-    momentum: float = 0.9
+    steps: Steps = 100
+    lr: LearningRate = None
+    batch_size: BatchSize = None
+    momentum: Momentum = 0.9
 
     def unlearn(self, model: nn.Module, ctx: UnlearnContext) -> nn.Module:
         return descend(clone(model), random_label_objective(ctx, self.batch_size), steps=self.steps,
@@ -63,11 +64,11 @@ class SalUn(Method):
 
     # Fan et al. 2024 ("SalUn: Empowering Machine Unlearning via Gradient-based Weight Saliency"):
     # mask threshold at the median (top 50% of |grad|), random-label objective, SGD momentum 0.9.
-    steps: int = 100
-    lr: float | None = None
-    batch_size: int | None = None
-    momentum: float = 0.9
-    mask_fraction: float = 0.5
+    steps: Steps = 100
+    lr: LearningRate = None
+    batch_size: BatchSize = None
+    momentum: Momentum = 0.9
+    mask_fraction: Fraction = 0.5
 
     def unlearn(self, model: nn.Module, ctx: UnlearnContext) -> nn.Module:
         masks = saliency_mask(model, ctx.task, ctx.forget, self.mask_fraction, ctx.batch_size(self.batch_size))

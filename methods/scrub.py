@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.bounds import BatchSize, LearningRate, Momentum, NonNegative, Positive, Steps
 from bench.context import UnlearnContext
 from bench.method import Method
 from bench.optim import clone, descend
@@ -35,19 +36,17 @@ class Scrub(Method):
     # is sensitive, as the paper notes: on digits (width 32, skewed forget set of 60, task lr 0.01) 8
     # max-steps each followed by 4 min-steps lower forget accuracy and keep >= 86% of retain accuracy;
     # 12 mostly collapse the model.
-    steps: int = 100
-    lr: float | None = None
-    batch_size: int | None = None
-    momentum: float = 0.9
-    temperature: float = 4.0
-    gamma: float = 0.99
-    alpha: float = 0.001
-    max_steps: int = 8
-    min_per_max: int = 4
+    steps: Steps = 100
+    lr: LearningRate = None
+    batch_size: BatchSize = None
+    momentum: Momentum = 0.9
+    temperature: Positive = 4.0
+    gamma: NonNegative = 0.99
+    alpha: NonNegative = 0.001
+    max_steps: Steps = 8
+    min_per_max: Steps = 4
 
     def unlearn(self, model: nn.Module, ctx: UnlearnContext) -> nn.Module:
-        if self.max_steps < 0 or self.min_per_max < 0:
-            raise ValueError("max_steps and min_per_max must be >= 0")
         task, size = ctx.task, ctx.batch_size(self.batch_size)
         teacher = clone(model).eval()
         for p in teacher.parameters():

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from bench.bounds import NonNegative, Steps, TrainBatch
 from bench.context import UnlearnContext
 from bench.method import Method
 from bench.optim import clone
@@ -28,10 +29,10 @@ class SelectiveSynapticDampening(Method):
     # Paper: alpha = 10, lambda = 1 for ResNet-18 on CIFAR. On skewed digits (width 32, original forget/
     # retain accuracy 0.967/0.946) alpha 10 and 2.5 change nothing measurable, 2 gives 0.867/0.925 and
     # 1.5 gives 0.717/0.855; we take 2. One dampening pass is the one step; batch_size bounds memory.
-    steps: int = 1
-    alpha: float = 2.0
-    dampening: float = 1.0
-    batch_size: int = 256
+    steps: Steps = 1
+    alpha: NonNegative = 2.0
+    dampening: NonNegative = 1.0
+    batch_size: TrainBatch = 256
 
     def unlearn(self, model: nn.Module, ctx: UnlearnContext) -> nn.Module:
         out = clone(model).eval()

@@ -7,6 +7,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from bench.bounds import LearningRate, Steps
 from bench.context import UnlearnContext
 from bench.errors import DivergenceError, ParamError
 from bench.method import Method
@@ -48,8 +49,8 @@ class StoredGradientAscent(Method):
     probe = "dave-tiny"
     requires = frozenset({"recorded_gradients"})
 
-    steps: int = 10
-    lr: float | None = None  # step size per iteration; None: the task's
+    steps: Steps = 10
+    lr: LearningRate = None  # step size per iteration; None: the task's
     gradients: Literal["first-epoch", "all-epochs"] = "all-epochs"
     layers: str = "all"
     iterative: bool = False  # re-evaluate after each iteration; stop once the forget loss reaches validation's

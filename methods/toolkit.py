@@ -36,7 +36,8 @@ def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tempe
 def per_example_grads(model: nn.Module, task: Task, batch: Split) -> dict[str, torch.Tensor]:
     """Gradient of each example's task loss, per parameter name: tensors of shape [len(batch), *param.shape].
 
-    Uses ``task.loss_from_outputs`` on the model's outputs, so it works for any task that defines it.
+    Feeds the model ``task.model_inputs`` (vision normalisation included) and applies
+    ``task.loss_from_outputs``, so it works for any task that defines it.
     """
     params = {name: p.detach() for name, p in model.named_parameters()}
     buffers = {name: b.detach() for name, b in model.named_buffers()}
@@ -45,7 +46,10 @@ def per_example_grads(model: nn.Module, task: Task, batch: Split) -> dict[str, t
         outputs = functional_call(model, (p, buffers), (x.unsqueeze(0),))
         return task.loss_from_outputs(outputs, y.unsqueeze(0)).sum()
 
-    return vmap(grad(example_loss), in_dims=(None, 0, 0))(params, batch.x, batch.y)
+    device = next(iter(params.values())).device
+    # through the task's input path: vision tasks feed the network normalised floats, not raw uint8
+    inputs = task.model_inputs(batch.x, device)
+    return vmap(grad(example_loss), in_dims=(None, 0, 0))(params, inputs, batch.y.to(device))
 
 
 def fisher_diagonal(model: nn.Module, task: Task, batches: Iterable[Split]) -> dict[str, torch.Tensor]:

@@ -134,7 +134,8 @@ def build_datamodels(task: Task, *, n_models: int, alpha: float, seed: int, devi
     spec = {"kind": "datamodels", "task": task.name, "version": task.version, "params": task.get_params(),
             "recipe": task.training_recipe(), "n_models": n_models, "alpha": alpha, "seed": seed, "ridge": ridge,
             "holdout": holdout}
-    entry = store.load(spec) if store is not None else None
+    entry = (store.load(spec, meta={"out_dim": int, "lds": dict, "train_seconds": (int, float)})
+             if store is not None else None)
     if entry is not None:
         meta = entry.meta
         return Datamodels(entry.state_dict["weights"], entry.state_dict["bias"], len(train), len(val),

@@ -37,7 +37,8 @@ def record_gradients(task: Task, forget_idx: np.ndarray, seed: int, original: nn
     """The forget set's recorded gradients for the original trained with ``seed`` (cached when possible)."""
     spec = {"kind": "recorded-gradients", "original": cache_key(original_spec),
             "forget_ids": [int(i) for i in forget_idx]}
-    entry = store.load(spec) if store is not None else None
+    entry = (store.load(spec, meta={"bytes_by_group": dict, "replay_difference": (int, float)})
+             if store is not None else None)
     if entry is not None:
         return RecordedGradients(entry.state_dict, entry.meta["bytes_by_group"], entry.meta["replay_difference"])
     train, _ = task.load()

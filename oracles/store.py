@@ -3,22 +3,32 @@
 Training ensembles (originals, retrained oracles, unlearned models) is the expensive part of a
 benchmark run, so each model is cached on disk under a hash of everything that determines it.
 An entry is only ever handed back after it has been checked against its manifest: a corrupt or
-mismatched entry is logged, deleted and reported as absent, so the caller rebuilds it instead of
+mismatched entry (bad checksum, a manifest or meta of the wrong shape, a folder where a file belongs) is
+logged, deleted and reported as absent, so the caller rebuilds it instead of
 silently scoring a wrong model.
 
 Layout: ``root/<key[:2]>/<key>.safetensors`` with the manifest ``<key>.json`` beside it. The
-tensors are written first and the manifest last, so a manifest's presence means the save finished.
+tensors are written first and the manifest last, so a manifest's presence means the save finished. A save
+holds ``root/<key[:2]>/.lock`` (an advisory file lock) while it replaces the two files; a reader that sees a
+mismatch re-reads under that lock before it calls the entry corrupt.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
+import shutil
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no advisory locks; readers then only retry
+    fcntl = None  # type: ignore[assignment]
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from safetensors.torch import load as load_tensors
@@ -31,6 +41,7 @@ KEY_CHARS = 24
 _MANIFEST_FIELDS = ("format", "key", "spec", "sha256", "tensors", "meta")
 _KEY_PATTERN = re.compile(r"[0-9a-f]{2,64}")
 _READ_ATTEMPTS = 3
+MetaSchema = dict[str, type | tuple[type, ...]]
 
 
 def _canonical(obj: Any) -> str:
@@ -93,6 +104,7 @@ class ModelStore:
     def __init__(self, root: str | Path, log: Callable[[str], None] = lambda m: None) -> None:
         self.root = Path(root)
         self.log = log
+        self.failed_saves = 0
 
     def path_for(self, key: str) -> Path:
         """Where the tensors of ``key`` live; sharded by prefix so no folder grows huge."""
@@ -118,25 +130,64 @@ class ModelStore:
             "meta": _json_round_trip(dict(meta or {})),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        write_atomic(self.path_for(key), data)
-        write_json_atomic(self.manifest_path_for(key), manifest)
+        try:
+            with self._lock(key):
+                write_atomic(self.path_for(key), data)
+                write_json_atomic(self.manifest_path_for(key), manifest)
+        except OSError as err:  # full disk, read-only, file-size limit: the run goes on, only uncached
+            self.failed_saves += 1
+            if self.failed_saves == 1:
+                self.log(f"cache: could not save to {self.root} ({err.strerror or err}); the run continues and "
+                         "loses nothing, but this model (and later ones that fail likewise) will be retrained "
+                         "next time; free space or point --cache-dir elsewhere")
+            self.path_for(key).unlink(missing_ok=True)
+            self.manifest_path_for(key).unlink(missing_ok=True)
         return key
 
-    def load(self, spec: dict, device: str | torch.device = "cpu") -> CacheEntry | None:
-        """The cached model for ``spec`` after full verification, or None if absent or discarded."""
+    def load(self, spec: dict, device: str | torch.device = "cpu", meta: MetaSchema | None = None) -> CacheEntry | None:
+        """The cached model for ``spec`` after full verification, or None if absent or discarded.
+
+        ``meta`` names the extras the caller will read and their types: an entry whose meta lacks one or
+        holds another type is corrupt too. An entry that fails is read again under the shard's exclusive
+        lock, which a writer holds while it replaces an entry: only an entry that still fails then is
+        corrupt, so a reader never deletes an entry that a concurrent writer is halfway through replacing.
+        """
         key = cache_key(spec)
         tensor_path, manifest_path = self.path_for(key), self.manifest_path_for(key)
         if not tensor_path.exists() and not manifest_path.exists():
             return None
         try:
-            manifest, data = self._read_consistent(tensor_path, manifest_path)
-            tensors = _verify(spec, key, manifest, data)
-        except CorruptEntry as problem:
-            self.log(f"cache: entry {key} is corrupt ({problem}); discarding and rebuilding")
-            self.discard(spec)
-            return None
-        state_dict = {name: t.to(device) for name, t in tensors.items()}
-        return CacheEntry(state_dict=state_dict, meta=manifest["meta"])
+            return self._load_verified(spec, key, device, meta)
+        except CorruptEntry:
+            pass
+        with self._lock(key):
+            try:
+                return self._load_verified(spec, key, device, meta)
+            except CorruptEntry as problem:
+                self.log(f"cache: entry {key} is corrupt ({problem}); discarding and rebuilding")
+                self.discard(spec)
+                return None
+
+    def _load_verified(self, spec: dict, key: str, device: str | torch.device, meta: MetaSchema | None) -> CacheEntry:
+        manifest, data = self._read_consistent(self.path_for(key), self.manifest_path_for(key))
+        tensors = _verify(spec, key, manifest, data)
+        _check_meta(manifest["meta"], meta or {})
+        return CacheEntry(state_dict={name: t.to(device) for name, t in tensors.items()}, meta=manifest["meta"])
+
+    @contextlib.contextmanager
+    def _lock(self, key: str) -> Iterator[None]:
+        """Exclusive advisory lock of the key's shard folder (a no-op where locks are unavailable)."""
+        try:
+            folder = self.root / key[:2]
+            folder.mkdir(parents=True, exist_ok=True)
+            handle = open(folder / ".lock", "a+b")  # noqa: SIM115 - held for the with-block below
+        except OSError:  # read-only cache: nobody can be writing through this store
+            yield
+            return
+        with handle:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
 
     def contains(self, spec: dict) -> bool:
         """Cheap existence check (no verification): both files are present."""
@@ -146,8 +197,11 @@ class ModelStore:
     def discard(self, spec: dict) -> None:
         """Delete the entry for ``spec``; missing files are fine."""
         key = cache_key(spec)
-        self.path_for(key).unlink(missing_ok=True)
-        self.manifest_path_for(key).unlink(missing_ok=True)
+        for path in (self.path_for(key), self.manifest_path_for(key)):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
     def _read_consistent(self, tensor_path: Path, manifest_path: Path) -> tuple[dict, bytes]:
         """Read manifest and tensors as one pair.
@@ -176,6 +230,19 @@ def _read_or_none(path: Path) -> bytes | None:
         return path.read_bytes()
     except FileNotFoundError:
         return None
+    except OSError as err:  # a directory where a file belongs, unreadable permissions, I/O errors
+        raise CorruptEntry(f"cannot read {path.name}: {err.strerror or err}") from None
+
+
+def _check_meta(meta: dict, schema: MetaSchema) -> None:
+    """Every extra the caller reads is present with the expected type (bool is not an int here)."""
+    for name, kind in schema.items():
+        value = meta.get(name)
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if name not in meta or isinstance(value, bool) or not isinstance(value, kinds):
+            expected = " or ".join(k.__name__ for k in kinds)
+            got = "missing" if name not in meta else type(value).__name__
+            raise CorruptEntry(f"meta '{name}' should be {expected}, is {got}")
 
 
 def _parse_manifest(raw: bytes) -> dict:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import torch
 from torch import nn
 
+from bench.bounds import Epochs, NonNegative, Range, Smoothing, StepSize, TrainBatch
 from bench.errors import BenchError
 from bench.registry import register_task
 from bench.task import Split
@@ -60,14 +62,14 @@ class CelebAFaces(VisionTask):
     num_classes = 2
 
     target: str = "Young"  # the attribute to predict; paper 002 predicts age
-    identity_fraction: float = 0.02
+    identity_fraction: Annotated[float, Range(0, 1, low_open=True, high_open=True)] = 0.02
     skew_attribute: str = "Young"
-    skew: float = 4.0  # identities with the attribute are (1 + skew) times as likely to be forgotten
-    image_size: int = 64
-    epochs: int = 30  # as in paper 002
-    batch_size: int = 256
-    lr: float = 0.1
-    label_smoothing: float = 0.0
+    skew: NonNegative = 4.0  # identities with the attribute are (1 + skew) times as likely to be forgotten
+    image_size: Annotated[int, Range(8, 1024)] = 64
+    epochs: Epochs = 30  # as in paper 002
+    batch_size: TrainBatch = 256
+    lr: StepSize = 0.1
+    label_smoothing: Smoothing = 0.0
 
     @property
     def forget_size(self) -> int:  # set by the identity selector, not a parameter
@@ -98,6 +100,9 @@ class CelebAFaces(VisionTask):
         counts = torch.bincount(self._data["train"].y, minlength=2).clamp_min(1).float()
         weights = counts.sum() / (2 * counts)
         return weights.to(device)
+
+    def data_paths(self) -> list[Path]:
+        return [Path(self.data_root).expanduser() / "celeba"]
 
     def make_model(self, seed: int) -> nn.Module:
         with torch.random.fork_rng(devices=[]):

@@ -9,35 +9,46 @@ import numpy as np
 import torch
 from torch import nn
 
+from bench.bounds import Epochs, ForgetSize, Fraction, Smoothing, StepSize, TrainBatch
 from bench.classification import skewed_forget_set
 from bench.errors import BenchError
 from bench.registry import register_task
 from bench.task import Split
 from bench.vision import VisionTask, resnet9
+from tasks.cifar_format import FOLDER, META_FILE, TEST_FILES, TRAIN_FILES, md5, read_batch
 
-CIFAR_FILES = ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch",
-               "batches.meta"]
+CIFAR_FILES = [*TRAIN_FILES, *TEST_FILES, META_FILE]
 
 
 def read_cifar10(root: str, train: bool, download: bool, verify: bool) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images [N, 32, 32, 3] and labels through torchvision's CIFAR10 (checksums unless verify=False)."""
+    """uint8 images [N, 32, 32, 3] and labels from the python batches (md5 checks unless verify=False).
+
+    The batches are read with a restricted unpickler (``tasks.cifar_format``), never by torchvision's plain
+    ``pickle.load``: with verify=False, whatever lies in data_root is read, so it must not be able to run code.
+    """
     from torchvision.datasets import CIFAR10
 
-    class Reader(CIFAR10):  # verify=False: torchvision checks only that each file exists (md5 None)
-        if not verify:
-            train_list = [[name, None] for name, _ in CIFAR10.train_list]
-            test_list = [[name, None] for name, _ in CIFAR10.test_list]
-            meta = {**CIFAR10.meta, "md5": None}
-
     folder = Path(root).expanduser()
-    try:
-        dataset = Reader(str(folder), train=train, download=download)
-    except RuntimeError as err:
-        raise BenchError(
-            f"CIFAR-10 not found (or corrupted) under {folder}: expected {folder / 'cifar-10-batches-py'}/ with "
-            f"{', '.join(CIFAR_FILES)}.\nPoint --task-arg data_root=... at the folder that contains it, or add "
-            f"--task-arg download=true to fetch it ({err})") from None
-    return dataset.data, np.asarray(dataset.targets, dtype=np.int64)
+    base = folder / FOLDER
+    files = TRAIN_FILES if train else TEST_FILES
+    if download and not all((base / name).is_file() for name in [*files, META_FILE]):
+        from torchvision.datasets.utils import download_and_extract_archive
+        download_and_extract_archive(CIFAR10.url, str(folder), filename=CIFAR10.filename, md5=CIFAR10.tgz_md5)
+    fix = (f"Point --task-arg data_root=... at the folder that contains it, or add --task-arg download=true to "
+           "fetch it")
+    missing = [name for name in [*files, META_FILE] if not (base / name).is_file()]
+    if missing:
+        raise BenchError(f"CIFAR-10 not found (or corrupted) under {folder}: expected {base}/ with "
+                         f"{', '.join(CIFAR_FILES)} (missing: {', '.join(missing)}).\n{fix}")
+    if verify:
+        expected = dict(CIFAR10.train_list + CIFAR10.test_list)
+        changed = [name for name in files if md5(base / name) != expected[name]]
+        if changed:
+            raise BenchError(f"CIFAR-10 not found (or corrupted) under {folder}: the md5 checksums of "
+                             f"{', '.join(changed)} differ from the official files.\n{fix} (or "
+                             "--task-arg verify=false to read a modified copy, checked for format only)")
+    parts = [read_batch(base / name) for name in files]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 @register_task
@@ -51,13 +62,13 @@ class Cifar10(VisionTask):
     default_batch_size = 256
     num_classes = 10
 
-    forget_size: int = 100
+    forget_size: ForgetSize = 100
     selector: Literal["random", "skewed"] = "random"
-    skew_fraction: float = 0.8
-    epochs: int = 16
-    batch_size: int = 512
-    lr: float = 0.2
-    label_smoothing: float = 0.2
+    skew_fraction: Fraction = 0.8
+    epochs: Epochs = 16
+    batch_size: TrainBatch = 512
+    lr: StepSize = 0.2
+    label_smoothing: Smoothing = 0.2
 
     def load(self) -> tuple[Split, Split]:
         x_train, y_train = read_cifar10(self.data_root, True, self.download, self.verify)
@@ -66,6 +77,10 @@ class Cifar10(VisionTask):
             x_train, y_train = x_train[: self.subset], y_train[: self.subset]
         as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))  # noqa: E731
         return Split(as_tensor(x_train), torch.from_numpy(y_train)), Split(as_tensor(x_test), torch.from_numpy(y_test))
+
+    def data_paths(self) -> list[Path]:
+        base = Path(self.data_root).expanduser() / FOLDER
+        return [base / name for name in CIFAR_FILES]
 
     def make_model(self, seed: int) -> nn.Module:
         with torch.random.fork_rng(devices=[]):

@@ -95,7 +95,12 @@ class Dave(Task):
     def encode(self, sentences: list[str]) -> Split:
         """[eos] + tokens + [eos], right-padded; y is the attention mask (pads are never predicted)."""
         tok = self.tokenizer
-        rows = [[tok.eos_token_id, *tok(s)["input_ids"][: self.max_length - 2], tok.eos_token_id] for s in sentences]
+        tokens = [tok(s)["input_ids"] for s in sentences]
+        empty = [s for s, t in zip(sentences, tokens) if not t]
+        if empty:  # an empty sequence has perplexity 1: it would score as perfect unlearning
+            raise BenchError(f"the tokenizer of model {self.model!r} produced no tokens for {len(empty)} of "
+                             f"{len(sentences)} sentences (e.g. {empty[0]!r}); use a tokenizer that covers the text")
+        rows = [[tok.eos_token_id, *t[: self.max_length - 2], tok.eos_token_id] for t in tokens]
         width = max(len(r) for r in rows)
         ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)

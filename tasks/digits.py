@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
+from bench.bounds import Epochs, ForgetSize, Fraction, Momentum, NonNegative, Range, Seed, StepSize, TrainBatch
 from bench.classification import ClassifierTask, skewed_forget_set
 from bench.registry import register_task
 from bench.task import Split
@@ -39,25 +40,19 @@ class Digits(ClassifierTask):
     num_classes = 10
 
     arch: Literal["mlp", "cnn"] = "mlp"
-    width: int = 64
-    val_fraction: float = 0.2
-    forget_size: int = 36
+    width: Annotated[int, Range(2, 4096)] = 64  # the CNN's first layer has width // 2 channels
+    val_fraction: Annotated[float, Range(0, 1, low_open=True, high_open=True)] = 0.2
+    forget_size: ForgetSize = 36
     selector: Literal["random", "skewed"] = "random"
-    skew_classes: int = 2
-    skew_fraction: float = 0.8
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    skew_classes: Annotated[int, Range(1, 9)] = 2
+    skew_fraction: Fraction = 0.8
+    epochs: Epochs = 30
+    batch_size: TrainBatch = 64
+    lr: StepSize = 0.05
+    momentum: Momentum = 0.9
+    weight_decay: NonNegative = 5e-4
     batched: bool = True
-    data_seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not 0 < self.val_fraction < 1:
-            raise ValueError("val_fraction must be in (0, 1)")
-        if not 0 <= self.skew_fraction <= 1 or not 1 <= self.skew_classes <= 9:
-            raise ValueError("skew_fraction must be in [0, 1] and skew_classes in 1..9")
+    data_seed: Seed = 0
 
     def load(self) -> tuple[Split, Split]:
         from sklearn.datasets import load_digits  # deferred: importing scikit-learn costs ~1 s

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
+from bench.bounds import ForgetSize, NonNegative, Range, Seed, Steps, TrainBatch
 from bench.registry import register_task
 from bench.seeding import torch_generator
 from bench.task import Split, StepHook, Task
@@ -33,23 +34,17 @@ class LinearGaussian(Task):
     default_batch_size = None  # full-batch gradient descent, as in the paper's analysis
     unique_optimum = True
 
-    n: int = 100
-    d: int = 400
-    n_val: int = 100
-    noise: float = 0.1
-    ridge: float = 1e-3
-    forget_size: int = 5
+    n: Annotated[int, Range(2, 1_000_000)] = 100
+    d: Annotated[int, Range(1, 100_000)] = 400
+    n_val: Annotated[int, Range(1, 1_000_000)] = 100
+    noise: NonNegative = 0.1
+    ridge: NonNegative = 1e-3
+    forget_size: ForgetSize = 5
     trainer: Literal["exact", "gd", "sgd"] = "exact"  # sgd: mini-batches of sgd_batch, so models vary by seed
-    train_steps: int = 500
-    init_scale: float = 0.0
-    sgd_batch: int = 10
-    data_seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.n < 2 or self.d < 1 or self.n_val < 1:
-            raise ValueError("need n >= 2, d >= 1 and n_val >= 1")
-        if self.ridge < 0 or self.noise < 0:
-            raise ValueError("ridge and noise must be non-negative")
+    train_steps: Steps = 500
+    init_scale: NonNegative = 0.0
+    sgd_batch: TrainBatch = 10
+    data_seed: Seed = 0
 
     def load(self) -> tuple[Split, Split]:
         gen = torch_generator(self.data_seed)
@@ -122,3 +117,19 @@ class LinearGaussian(Task):
     def evaluate(self, model: nn.Module, split: Split) -> dict[str, float]:
         with torch.no_grad():
             return {"mse": float((model(split.x).squeeze(-1) - split.y).pow(2).mean())}
+
+    def identical_models_reason(self) -> str | None:
+        if self.trainer == "exact":
+            return "trainer=exact (the closed-form ridge solution) ignores the seed (--task-arg trainer=sgd varies it)"
+        if self.trainer == "gd" and self.init_scale == 0:
+            return "trainer=gd from a zero init ignores the seed (--task-arg trainer=sgd or init_scale=1 varies it)"
+        return None
+
+    def explosion_reason(self, model: nn.Module, reference: nn.Module | None, split: Split) -> str | None:
+        """Exploded: validation MSE over 100x that of predicting 0 (about Var y); such a model is no regressor."""
+        with torch.no_grad():
+            mse = float((model(split.x).squeeze(-1) - split.y).pow(2).mean())
+            trivial = float(split.y.pow(2).mean())
+        if mse > 100 * trivial:
+            return f"its validation MSE {mse:.3g} is over 100x that of predicting 0 ({trivial:.3g})"
+        return None

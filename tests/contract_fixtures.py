@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from bench.bounds import Steps, StepSize
 from bench.method import Method
 from bench.optim import clone, descend
 
@@ -21,7 +22,7 @@ def _descend(model, ctx, steps):
 class Honest(Method):
     """A correct method the broken ones are variants of."""
     name = "honest"
-    steps: int = 3
+    steps: Steps = 3
 
     def unlearn(self, model, ctx):
         return _descend(model, ctx, self.steps)
@@ -31,7 +32,7 @@ class Honest(Method):
 class OwnLoopNoStepDone(Method):
     """Runs 500 optimiser steps of its own and never reports them."""
     name = "own-loop"
-    steps: int = 3
+    steps: Steps = 3
 
     def unlearn(self, model, ctx):
         out = clone(model)
@@ -57,7 +58,7 @@ class FloatSteps(Method):
 class MutatesValidation(Method):
     """Scales the validation inputs in place."""
     name = "mutates-val"
-    steps: int = 3
+    steps: Steps = 3
 
     def unlearn(self, model, ctx):
         ctx.data.val.x.mul_(1.0001)
@@ -68,7 +69,7 @@ class MutatesValidation(Method):
 class LeavesTrainMode(Method):
     """Puts its input model into train mode and leaves it there."""
     name = "train-mode"
-    steps: int = 3
+    steps: Steps = 3
 
     def unlearn(self, model, ctx):
         model.train()
@@ -79,7 +80,7 @@ class LeavesTrainMode(Method):
 class ProcessDependent(Method):
     """Deterministic within a process, different in another one (noise seeded by the process id)."""
     name = "process-dependent"
-    steps: int = 3
+    steps: Steps = 3
 
     def unlearn(self, model, ctx):
         out = _descend(model, ctx, self.steps)
@@ -94,7 +95,7 @@ class ProcessDependent(Method):
 class ChangesNothing(Method):
     """Returns an untouched copy: passes the other rules vacuously."""
     name = "changes-nothing"
-    steps: int = 3
+    steps: Steps = 3
 
     def unlearn(self, model, ctx):
         return clone(model)
@@ -104,7 +105,7 @@ class ChangesNothing(Method):
 class MutatesInput(Method):
     """Zeroes the model it was given and returns a copy."""
     name = "mutates-input"
-    steps: int = 3
+    steps: Steps = 3
 
     def unlearn(self, model, ctx):
         with torch.no_grad():
@@ -117,7 +118,7 @@ class MutatesInput(Method):
 class ReturnsInput(Method):
     """Returns the very model it was given."""
     name = "returns-input"
-    steps: int = 3
+    steps: Steps = 3
 
     def unlearn(self, model, ctx):
         return model
@@ -127,7 +128,7 @@ class ReturnsInput(Method):
 class ReturnsNone(Method):
     """Forgets to return."""
     name = "returns-none"
-    steps: int = 3
+    steps: Steps = 3
 
     def unlearn(self, model, ctx):
         _descend(model, ctx, self.steps)
@@ -137,7 +138,7 @@ class ReturnsNone(Method):
 class WrongArchitecture(Method):
     """Returns a model of another architecture."""
     name = "wrong-architecture"
-    steps: int = 3
+    steps: Steps = 3
 
     def unlearn(self, model, ctx):
         return nn.Linear(1, 1)
@@ -147,7 +148,7 @@ class WrongArchitecture(Method):
 class ReportsTooManySteps(Method):
     """Reports more steps than its budget."""
     name = "too-many-steps"
-    steps: int = 3
+    steps: Steps = 3
 
     def unlearn(self, model, ctx):
         for _ in range(self.steps + 1):
@@ -159,8 +160,8 @@ class ReportsTooManySteps(Method):
 class NoDefault(Method):
     """A hyperparameter without a default."""
     name = "no-default"
-    steps: int
-    lr: float = 0.1
+    steps: Steps
+    lr: StepSize = 0.1
 
     def unlearn(self, model, ctx):
         return _descend(model, ctx, self.steps)
@@ -170,8 +171,8 @@ class NoDefault(Method):
 class NoRoundTrip(Method):
     """Rewrites a hyperparameter in __post_init__, so get_params does not round-trip."""
     name = "no-round-trip"
-    steps: int = 3
-    lr: float = 0.1
+    steps: Steps = 3
+    lr: StepSize = 0.1
 
     def __post_init__(self):
         self.lr = self.lr * 2

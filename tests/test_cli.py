@@ -18,8 +18,9 @@ def test_list_shows_methods_tasks_and_defaults(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "gdga" in out and "linear-gaussian" in out
-    assert "forget_weight = 0.01  (float)" in out
-    assert "ridge = 0.001  (float)" in out
+    assert "forget_weight = 0.01  (float, >= 0)" in out
+    assert "ridge = 0.001  (float, >= 0)" in out
+    assert "steps = 100  (int, in [0, 100000])" in out  # the declared bounds, as the CLI enforces them
 
 
 def test_run_writes_a_complete_record(tmp_path, capsys):
@@ -59,9 +60,9 @@ def test_explicit_forget_ids_are_used(tmp_path):
     (["--method", "gdga", *TINY, "--forget-ids", ""], "forget set is empty"),
     (["--method", "gdga", *TINY, "--forget-ids", "1,2,2"], "repeats ids [2]"),
     (["--method", "gdga", *TINY, "--forget-ids", "1,30"], "out of range"),
-    (["--method", "gdga", *TINY, "--forget-size", "0"], "forget size must be between 1 and 29"),
+    (["--method", "gdga", *TINY, "--forget-size", "0"], "'forget_size' must be in [1, 10000000], got 0"),
     (["--method", "gdga", *TINY, "--forget-size", "30"], "forget size must be between 1 and 29"),
-    (["--method", "gdga", *TINY, "--n-models", "0"], "at least 1"),
+    (["--method", "gdga", *TINY, "--n-models", "0"], "--n-models must be in [1, 100000], got 0"),
 ])
 def test_bad_input_exits_2_with_a_clear_message_and_no_file(tmp_path, capsys, args, message):
     assert main(["run", *args, "--out", str(tmp_path)]) == 2
@@ -86,7 +87,7 @@ def test_default_sized_sgd_trainer_is_stable(tmp_path):
 def test_diverging_training_is_a_clear_error(tmp_path, capsys):
     from tasks.linear_gaussian import LinearGaussian
     assert LinearGaussian(trainer="sgd").train_lr() < 0.05  # capped below the default 0.1 for d=400, batch 10
-    code = main(["run", "--method", "noop", "--task", "digits", "--task-arg", "lr=1e9", "--task-arg", "epochs=1",
+    code = main(["run", "--method", "noop", "--task", "digits", "--task-arg", "lr=1e5", "--task-arg", "epochs=1",
                  "--task-arg", "width=8", "--out", str(tmp_path)])
     assert code == 3
     assert "diverged" in capsys.readouterr().err and not list(tmp_path.rglob("*.json"))

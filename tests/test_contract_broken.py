@@ -4,7 +4,7 @@ import pytest
 
 import contract_fixtures as fx
 from bench.contract import method_checks
-from bench.errors import MethodContractError
+from bench.errors import MethodFailedError
 from bench.runner import RunSpec, run
 from tasks.linear_gaussian import LinearGaussian
 
@@ -28,7 +28,7 @@ def failing_rules(method_cls):
     (fx.ChangesNothing, "changes-model-on-probe", "did not change the model"),
     (fx.MutatesInput, "no-mutation", "changed its input model"),
     (fx.ReturnsInput, "new-model-same-architecture", "returned its input"),
-    (fx.ReturnsNone, "new-model-same-architecture", "got NoneType"),
+    (fx.ReturnsNone, "new-model-same-architecture", "returned None"),
     (fx.WrongArchitecture, "new-model-same-architecture", "another architecture"),
     (fx.ReportsTooManySteps, "within-budget-as-measured", "budget of 3"),
     (fx.NoDefault, "default-constructible", "needs a default"),
@@ -49,7 +49,7 @@ TASK = LinearGaussian(n=24, d=12, n_val=8, forget_size=4, trainer="gd", train_st
 
 @pytest.mark.parametrize("protocol", ["independent", "challenge"])
 def test_runner_refuses_a_method_that_mutates_the_shared_original(protocol):
-    with pytest.raises(MethodContractError, match="changed its input model"):
+    with pytest.raises(MethodFailedError, match="changed its input model"):
         run(RunSpec(method=fx.MutatesInput(), task=TASK, n_models=3, protocol=protocol), store=None)
 
 
@@ -62,5 +62,5 @@ def test_runner_counts_optimizer_steps_a_method_does_not_report():
 
 
 def test_runner_refuses_a_float_budget():
-    with pytest.raises(MethodContractError, match="steps must be a non-negative int"):
+    with pytest.raises(MethodFailedError, match="steps must be a non-negative int"):
         run(RunSpec(method=fx.FloatSteps(), task=TASK, n_models=1), store=None)

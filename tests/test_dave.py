@@ -5,7 +5,7 @@ import torch
 
 from bench.cli import main
 from bench.context import UnlearnContext
-from bench.errors import BenchError, DivergenceError
+from bench.errors import BenchError, DivergenceError, ParamError
 from bench.lm_metrics import perplexity, sequence_nll
 from bench.recording import GradientRecorder
 from bench.registry import METHODS
@@ -138,8 +138,13 @@ def test_embedding_only_changes_only_the_embedding(trained):
 
 
 def test_divergence_is_stopped_with_the_iteration(trained):
+    with pytest.raises(ParamError, match="'lr' must be in"):
+        METHODS.get("stored-ga")(lr=1e300)  # refused up front by its declared bounds
+    task, data, model, recorder = trained
+    method = METHODS.get("stored-ga")()
+    method.lr = 1e300  # set after validation: the method's own overflow check must still stop it
     with pytest.raises(DivergenceError, match="iteration 1"):
-        _unlearn(trained, lr=1e300)
+        method.unlearn(model, UnlearnContext(task=task, data=data, seed=0, recorded_gradients=recorder.total))
 
 
 def test_a_saved_model_loads_through_the_from_pretrained_path(tmp_path):
@@ -179,6 +184,6 @@ def test_cli_divergence_writes_nothing(tmp_path, capsys):
     args = ["run", "--method", "stored-ga", "--task", "dave-tiny", "--task-arg", "n_layer=1",
             "--task-arg", "n_embd=16", "--task-arg", "epochs=2", "--task-arg", "vocab_size=300",
             "--method-arg", "lr=1e300", "--out", str(tmp_path)]
-    assert main(args) == 3
-    assert "diverged at iteration 1" in capsys.readouterr().err
+    assert main(args) == 2  # refused by lr's declared bounds before any training
+    assert "parameter 'lr' must be in (0, 1000000], got 1e+300" in capsys.readouterr().err
     assert not list(tmp_path.rglob("*.json"))

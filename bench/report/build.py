@@ -24,6 +24,8 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from bench.record_schema import RECORD_SCHEMA
+from bench.report.output import check_report_target
 from bench.store import write_atomic
 
 Log = Callable[[str], None]
@@ -61,18 +63,63 @@ class Skipped:
     reason: str
 
 
+#: optional fields the page reads, with the type they must have when present
+OPTIONAL = {"seeds": dict, "timings": dict, "provenance": dict, "per_example": dict, "cache": dict,
+            "task_report": dict, "protocol": str, "steps_used": list}
+MAX_DEPTH = 64
+
+
+def _depth(obj: Any, limit: int = MAX_DEPTH) -> int:
+    """Nesting depth of ``obj``, counting no further than ``limit`` + 1 (iteratively: no recursion limit)."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return deepest
+
+
 def record_problem(obj: Any) -> str | None:
-    """Why ``obj`` is not a result record (None when it is one): the report must not crash on other JSON."""
+    """Why ``obj`` is not a result record of the schema this page reads (None when it is one): the report
+    must not crash on other JSON, on records of another schema, or on a record with a field of the wrong type."""
     if not isinstance(obj, dict):
         return "not a result record (the JSON is not an object)"
+    if "method" not in obj or "task" not in obj:
+        return "not a result record (it has no 'method' and 'task')"
+    schema = obj.get("schema")
+    if schema != RECORD_SCHEMA or isinstance(schema, bool):
+        shown = "no schema field" if "schema" not in obj else f"schema {str(schema)[:20]!s}"
+        return f"record of another schema ({shown}; this report reads schema {RECORD_SCHEMA}): rerun it to update"
     for key, kind in REQUIRED.items():
-        if not isinstance(obj.get(key), kind):
-            return f"not a result record (no '{key}' {kind.__name__})"
+        value = obj.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            got = "missing" if key not in obj else type(value).__name__
+            return f"malformed record: '{key}' should be {kind.__name__}, is {got}"
+    for key, kind in OPTIONAL.items():
+        if key in obj and obj[key] is not None and not isinstance(obj[key], kind):
+            return f"malformed record: '{key}' should be {kind.__name__}, is {type(obj[key]).__name__}"
     if not isinstance(obj["method"].get("name"), str) or not isinstance(obj["task"].get("name"), str):
-        return "not a result record (method or task has no name)"
+        return "malformed record: method or task has no name"
     if "version" not in obj["task"]:
-        return "not a result record (the task has no version)"
+        return "malformed record: the task has no version"
+    if not isinstance(obj["method"].get("params", {}), dict) or not isinstance(obj["task"].get("params", {}), dict):
+        return "malformed record: method or task params are not an object"
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in obj["forget_ids"]):
+        return "malformed record: 'forget_ids' should be a list of integers"
+    if not 1 <= obj["n_models"] <= 10**6:
+        return f"malformed record: 'n_models' {str(obj['n_models'])[:20]} is out of range"
+    if _depth(obj) > MAX_DEPTH:
+        return f"malformed record: nested deeper than {MAX_DEPTH} levels"
     return None
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON (records write null for non-finite numbers)")
 
 
 def load_records(results_dir: Path) -> tuple[list[Loaded], list[Skipped]]:
@@ -80,12 +127,18 @@ def load_records(results_dir: Path) -> tuple[list[Loaded], list[Skipped]]:
     loaded, skipped = [], []
     for path in sorted(p for p in results_dir.rglob("*.json") if p.is_file()):
         try:
-            obj = json.loads(path.read_text(encoding="utf-8"))
+            obj = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
         except (OSError, UnicodeDecodeError) as err:
             skipped.append(Skipped(path, f"unreadable: {err}"))
             continue
         except json.JSONDecodeError as err:
             skipped.append(Skipped(path, f"not valid JSON: {err}"))
+            continue
+        except RecursionError:
+            skipped.append(Skipped(path, "not readable: nested too deeply"))
+            continue
+        except ValueError as err:  # e.g. an integer of thousands of digits, or a NaN literal
+            skipped.append(Skipped(path, f"not strict JSON: {str(err)[:200]}"))
             continue
         problem = record_problem(obj)
         if problem:
@@ -102,12 +155,13 @@ def _canonical(obj: Any) -> str:
 
 
 def group_key(record: dict) -> str:
-    """Records are comparable only with the same task name, version, parameters, forget set, protocol and
-    scorer version (records without one were scored by version 1)."""
+    """Records are comparable only with the same task name, version, parameters, forget set, protocol,
+    scorer version (records without one were scored by version 1) and number of models N."""
     task = record["task"]
     metrics = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
     return _canonical([task["name"], str(task["version"]), task.get("params", {}), record["forget_ids"],
-                       record.get("protocol", "independent"), metrics.get("scorer_version", 1)])
+                       record.get("protocol", "independent"), metrics.get("scorer_version", 1),
+                       record["n_models"]])
 
 
 @dataclass
@@ -154,7 +208,11 @@ def number(value: Any) -> float | None:
     """A finite float, or None (missing, null, NaN, infinite, or not a number at all)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value) if math.isfinite(value) else None
+    try:
+        value = float(value)
+    except OverflowError:  # an integer too large for a float is no score
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _value(*keys: Any) -> Getter:
@@ -310,6 +368,8 @@ def aggregate(values: list[float | None], points: list[list[float] | None] | Non
     if not finite:
         return Cell(None)
     mean = float(np.mean(finite))
+    if len(finite) >= 2 and max(finite) == min(finite):
+        return Cell(mean, None, "identical", len(finite))  # no spread to estimate: not a +-0 interval
     if len(finite) >= 2:
         return Cell(mean, t_half_width(finite), "t", len(finite))
     per_point = next((p for v, p in zip(values, points or []) if v is not None), None)
@@ -342,10 +402,20 @@ def _distinguishing(params: dict, siblings: list[dict]) -> dict:
     return {k: params.get(k) for k in sorted(keys) if len({_canonical(p.get(k)) for p in siblings}) > 1}
 
 
+def _distinct_runs(records: list[Loaded]) -> list[Loaded]:
+    """One record per run: copies of a record (same method, parameters and seeds) are replicates of the
+    same computation, not independent evidence, so only the last one found counts."""
+    runs: dict[str, Loaded] = {}
+    for item in records:
+        rec = item.record
+        runs[_canonical([rec["method"], rec.get("seeds"), rec["n_models"]])] = item
+    return list(runs.values())
+
+
 def method_rows(records: list[Loaded], columns: list[Column]) -> list[Row]:
     """Aggregate records with the same method, parameters and N (different seeds) into one row each."""
     buckets: dict[tuple, list[Loaded]] = defaultdict(list)
-    for item in records:
+    for item in _distinct_runs(records):
         method = item.record["method"]
         buckets[(method["name"], _canonical(method.get("params", {})), item.record["n_models"])].append(item)
     by_name: dict[str, list[dict]] = defaultdict(list)
@@ -462,6 +532,9 @@ def _cell(cell: Cell | None) -> str:
         title = ("mean over points \u00b1 1.96 SE of the per-example values (one record)" if cell.kind == "points"
                  else f"95% t-interval over {cell.n} records")
         ci = f' <span class="ci" title="{esc(title)}">\u00b1{esc(f"{cell.half:.2g}")}{mark}</span>'
+    elif cell.kind == "identical":
+        title = f"the same value in all {cell.n} records: their spread cannot be estimated, so no interval"
+        ci = f' <span class="ci" title="{esc(title)}">(same in {cell.n})</span>'
     return f'<td data-value="{esc(repr(cell.mean))}">{esc(fmt(cell.mean))}{ci}</td>'
 
 
@@ -513,6 +586,14 @@ def _task_summary(group: Group) -> str:
              ("records", str(len(group.records)))]
     dl = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items)
     return f'{label}<dl class="task">{dl}</dl>'
+
+
+def _warnings_note(warnings: list[str]) -> str:
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{esc(w)}</li>" for w in warnings)
+    return (f'<div class="warnings"><p><strong>Not ranked:</strong> these scores cannot tell methods apart '
+            f'from each other or from the noise floor.</p><ul>{items}</ul></div>')
 
 
 def _primary_note(primary: Column | None) -> str:
@@ -602,15 +683,17 @@ def render_group(group: Group, out_dir: Path) -> tuple[str, str]:
     columns = columns_for(records)
     rows = method_rows(group.records, columns)
     floors = floor_rows(group.records, columns)
-    primary = primary_column(columns, rows)
+    warnings = sorted({w for r in records for w in (r.get("warnings") or []) if isinstance(w, str)})
+    # degenerate scores cannot tell methods apart: show them, but do not rank by them
+    primary = None if warnings else primary_column(columns, rows)
     rows = rank(rows, primary)
     task = group.first["task"]
     title = (f"{task['name']} v{task['version']} \u00b7 forget set of {len(group.first['forget_ids'])} \u00b7 "
              f"{group.first.get('protocol', 'independent')} protocol \u00b7 scorer v"
-             f"{(group.first.get('metrics') or {}).get('scorer_version', 1)}")
+             f"{(group.first.get('metrics') or {}).get('scorer_version', 1)} \u00b7 N={group.first['n_models']}")
     section_id, table_id = f"g-{group.ident}", f"t-{group.ident}"
     html_ = (f'<section class="group" id="{section_id}"><h2>{esc(title)}</h2>{_task_summary(group)}'
-             f'{_primary_note(primary)}{render_table(table_id, columns, rows, floors, primary, out_dir)}'
+             f'{_warnings_note(warnings) or _primary_note(primary)}{render_table(table_id, columns, rows, floors, primary, out_dir)}'
              f'<p class="legend">{LEGEND}</p>'
              f'{_figures(rows, floors)}{_generations(rows)}</section>')
     toc = (f'<li><a href="#{section_id}">{esc(title)}</a> '
@@ -622,17 +705,21 @@ def _distinct(values: Iterable[Any]) -> str:
     return ", ".join(sorted({str(v) for v in values if v is not None})) or "unknown"
 
 
+def _as_dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def render_provenance(loaded: list[Loaded], out_dir: Path) -> str:
     """Versions, commits, hardware and dates across all records, then one line per record with its link."""
-    provs = [i.record.get("provenance") or {} for i in loaded]
-    commits = _distinct(f"{p.get('git_commit', 'unknown')[:12]}{' (dirty)' if p.get('git_dirty') else ''}"
+    provs = [_as_dict(i.record.get("provenance")) for i in loaded]
+    commits = _distinct(f"{str(p.get('git_commit', 'unknown'))[:12]}{' (dirty)' if p.get('git_dirty') else ''}"
                         for p in provs)
     dates = sorted(str(p["date"]) for p in provs if p.get("date"))
     packages: dict[str, set] = defaultdict(set)
     for p in provs:
-        for name, version in (p.get("packages") or {}).items():
+        for name, version in _as_dict(p.get("packages")).items():
             packages[name].add(str(version))
-    hardware = _distinct(", ".join(f"{k}={v}" for k, v in (p.get("hardware") or {}).items()) for p in provs)
+    hardware = _distinct(", ".join(f"{k}={v}" for k, v in _as_dict(p.get("hardware")).items()) for p in provs)
     summary = [("git commits", commits), ("dates", f"{dates[0]} \u2026 {dates[-1]}" if dates else "unknown"),
                ("python", _distinct(p.get("python") for p in provs)),
                ("platforms", _distinct(p.get("platform") for p in provs)), ("hardware", hardware),
@@ -688,7 +775,11 @@ def fill(template: str, values: dict[str, str]) -> str:
 def render_page(loaded: list[Loaded], skipped: list[Skipped], results_dir: Path, out_path: Path) -> str:
     out_dir = out_path.parent
     template = TEMPLATE.read_text(encoding="utf-8")
-    sections, toc = zip(*(render_group(g, out_dir) for g in group_records(loaded))) if loaded else ((), ())
+    sections, toc, unrenderable = render_groups(loaded, out_dir)
+    if unrenderable:
+        bad = {s.path for s in unrenderable}
+        loaded = [item for item in loaded if item.path not in bad]
+        skipped = [*skipped, *unrenderable]
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     return fill(template, {
         "script_hash": script_hash(template),
@@ -703,7 +794,40 @@ def render_page(loaded: list[Loaded], skipped: list[Skipped], results_dir: Path,
     })
 
 
-def build_report(results_dir: str | Path, out_path: str | Path, log: Log = lambda _msg: None) -> Path:
+def _failure(err: Exception) -> str:
+    return f"cannot be shown ({type(err).__name__}: {str(err)[:200]})"
+
+
+def render_groups(loaded: list[Loaded], out_dir: Path) -> tuple[list[str], list[str], list[Skipped]]:
+    """Every group's section; a record that breaks rendering is found (by rendering the group's records one at
+    a time), listed as skipped with the reason, and the group rendered without it. One bad record must not
+    take the page down with it."""
+    sections, toc, bad = [], [], []
+    for group in group_records(loaded):
+        try:
+            section, entry = render_group(group, out_dir)
+        except Exception:  # noqa: BLE001 - the page must survive any malformed record
+            good = []
+            for item in group.records:
+                try:
+                    render_group(Group(group.key, [item]), out_dir)
+                    good.append(item)
+                except Exception as err:  # noqa: BLE001
+                    bad.append(Skipped(item.path, _failure(err)))
+            if not good:
+                continue
+            try:
+                section, entry = render_group(Group(group.key, good), out_dir)
+            except Exception as err:  # noqa: BLE001 - only their combination fails: skip them all, say so
+                bad.extend(Skipped(i.path, f"its group {_failure(err)}") for i in good)
+                continue
+        sections.append(section)
+        toc.append(entry)
+    return sections, toc, bad
+
+
+def build_report(results_dir: str | Path, out_path: str | Path, log: Log = lambda _msg: None,
+                 force: bool = False) -> Path:
     """Read every record under ``results_dir`` and write the leaderboard page atomically to ``out_path``."""
     from bench.errors import BenchError
     results_dir, out_path = Path(results_dir), Path(out_path)
@@ -711,6 +835,7 @@ def build_report(results_dir: str | Path, out_path: str | Path, log: Log = lambd
            f"--out {results_dir}`")
     if not results_dir.is_dir():
         raise BenchError(f"results folder '{results_dir}' does not exist; {how}")
+    check_report_target(out_path, results_dir, force)
     loaded, skipped = load_records(results_dir)
     if not loaded:
         extra = f" ({len(skipped)} *.json file(s) there are not result records)" if skipped else ""

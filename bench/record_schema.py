@@ -1,0 +1,4 @@
+"""The result record's schema version, shared by the writer (runner) and the readers (report)."""
+
+#: bump when a record's fields change meaning; the report skips records of other schemas, saying which
+RECORD_SCHEMA = 2
