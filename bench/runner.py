@@ -62,7 +62,7 @@ class RunSpec:
     oracle_margins: str | None = None  # folder of exported oracle statistics to score against
 
 
-class RunInterrupted(Exception):
+class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during a run; the message says what was kept and how to resume."""
 
     exit_code = 130
@@ -166,7 +166,7 @@ def make_plan(spec: RunSpec, store: ModelStore, device: torch.device) -> tuple[U
     points = choose_points(data, derive_seed(spec.seed, "score"), spec.max_scored_points)
     plan = UnitPlan(task=task, method=spec.method, protocol=spec.protocol, n_models=n, base_seed=spec.seed,
                     forget_idx=forget_idx, points=points, seeds=seeds, store_root=str(store.root),
-                    device=str(device), inputs=inputs_of(spec.method.requires))
+                    device=str(device), inputs=inputs_of(spec.method.requires) if spec.method else ())
     if spec.oracle_margins:
         from bench.margins_io import ImportedMargins
         plan.imported = ImportedMargins.open(spec.oracle_margins).check(plan)
@@ -200,7 +200,7 @@ def compute_units(plan: UnitPlan, units: list[int], store: ModelStore, executor:
                   observe: ObserverFactory | None, progress: bool, log: Log, temporary: bool) -> dict:
     """Map the missing units of ``units`` on the executor; return counts (cached, computed, trained per role)."""
     missing = units if observe is not None else [i for i in units if not store.contains(plan.unit_spec(i))]
-    cached = len(units) - len(missing)
+    cached = initially_cached = len(units) - len(missing)
     if missing and cached:
         log(f"resumed: {cached} of {len(units)} units cached")
     elif not missing:
@@ -224,11 +224,14 @@ def compute_units(plan: UnitPlan, units: list[int], store: ModelStore, executor:
                 for result in results:
                     _add(trained, result.trained)
                     done += 1
+                    if result.cached:  # another run finished it while we waited for its lock
+                        cached += 1
+                        missing = [i for i in missing if i != result.index]
                     bar.update(1)
             log(f"units with {plan.method.name}: {len(missing)} computed, {cached} cached")
     except KeyboardInterrupt:
         kept = ("nothing is kept (--no-cache)" if temporary else
-                f"{cached + done} of {len(units)} units and every finished model are kept in {store.root}; "
+                f"{initially_cached + done} of {len(units)} units and every finished model are kept in {store.root}; "
                 "rerun the same command to resume")
         raise RunInterrupted(f"interrupted: {kept}") from None
     return {"total": len(units), "cached": cached, "computed": len(missing), "computed_units": missing,

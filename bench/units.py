@@ -66,7 +66,7 @@ class UnitPlan:
     code: str = field(default="")
 
     def __post_init__(self) -> None:
-        self.code = self.code or method_code_hash(self.method)
+        self.code = self.code or (method_code_hash(self.method) if self.method is not None else "")
 
     def source(self, i: int) -> int:
         """Which original unit i unlearns: its own, or the challenge protocol's single shared one."""
