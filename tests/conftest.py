@@ -15,3 +15,13 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     root = tmp_path_factory.mktemp("model-cache")
     monkeypatch.setenv("BENCH_CACHE", str(root))
     return root
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Tiny models on a shared 2-core machine run several times faster on one thread (as workers do)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
