@@ -15,13 +15,13 @@ from oracles.store import ModelStore
 from tasks.digits import Digits
 
 ARGS = ["--task", "digits", "--task-arg", "width=8", "--task-arg", "epochs=1", "--forget-size", "6",
-        "--method", "gdga", "--method-arg", "steps=400", "--n-models", "6"]
+        "--method", "gdga", "--n-models", "6"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _bench(cache: Path, out: Path, *extra: str) -> subprocess.Popen:
+def _bench(cache: Path, out: Path, *extra: str, steps: int = 300) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "bench", "run", *ARGS, "--cache-dir", str(cache),
+    return subprocess.Popen([sys.executable, "-m", "bench", "run", *ARGS, "--method-arg", f"steps={steps}", "--cache-dir", str(cache),
                              "--out", str(out), *extra], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -58,7 +58,7 @@ def _uninterrupted(tmp_path: Path) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the subprocesses (OMP_NUM_THREADS=1)
     try:
-        return run(RunSpec(method=METHODS.get("gdga")(steps=400), task=Digits(width=8, epochs=1, forget_size=6),
+        return run(RunSpec(method=METHODS.get("gdga")(steps=300), task=Digits(width=8, epochs=1, forget_size=6),
                            n_models=6), store=ModelStore(tmp_path / "reference"))
     finally:
         torch.set_num_threads(threads)
@@ -83,7 +83,7 @@ def test_sigkill_during_unlearning_then_resume_gives_the_uninterrupted_record(tm
 
 def test_two_concurrent_identical_runs_train_each_model_once(tmp_path):
     cache = tmp_path / "cache"
-    procs = [_bench(cache, tmp_path / f"out{k}", "--method-arg", "steps=50") for k in range(2)]
+    procs = [_bench(cache, tmp_path / f"out{k}", steps=30) for k in range(2)]
     errs = [p.communicate(timeout=600)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errs
     records = [_record(tmp_path / f"out{k}") for k in range(2)]
