@@ -185,3 +185,23 @@ def test_stale_tmp_files_are_removed_but_live_ones_kept(tmp_path):
     live.write_bytes(b"partial")
     assert remove_stale_tmp(tmp_path) == 1
     assert live.exists() and not dead.exists()
+
+
+def test_cli_shards_merge_and_margins_export(tmp_path, capsys):
+    from bench.cli import main
+    common = ["--task", "digits", "--task-arg", "width=8", "--task-arg", "epochs=1", "--forget-size", "6",
+              "--n-models", "3", "--cache-dir", str(tmp_path / "cache")]
+    run_args = ["run", "--method", "noop", *common, "--out", str(tmp_path / "out")]
+    assert main([*run_args, "--shard", "1/2"]) == 0
+    assert "shard 1/2: 1 units computed" in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()
+    assert main([*run_args, "--shard", "merge"]) == 2
+    assert "2 of 3 units are not computed yet: 0, 2" in capsys.readouterr().err
+    assert main([*run_args, "--shard", "5/2"]) == 2
+    assert main([*run_args, "--shard", "0/2"]) == 0
+    assert main([*run_args, "--shard", "merge"]) == 0
+    assert "work units: 0 computed, 3 cached of 3" in capsys.readouterr().out
+    assert main(["margins", "export", *common, "--out", str(tmp_path / "m")]) == 0
+    assert (tmp_path / "m" / "manifest.json").is_file()
+    assert main([*run_args, "--oracle-margins", str(tmp_path / "nowhere")]) == 2
+    assert "no manifest.json" in capsys.readouterr().err
