@@ -1,5 +1,6 @@
 """Runs as work units: bounded live models, resume, shards, shared originals, exported oracle margins, cost."""
 import json
+import os
 import weakref
 from dataclasses import dataclass
 
@@ -205,3 +206,18 @@ def test_cli_shards_merge_and_margins_export(tmp_path, capsys):
     assert (tmp_path / "m" / "manifest.json").is_file()
     assert main([*run_args, "--oracle-margins", str(tmp_path / "nowhere")]) == 2
     assert "no manifest.json" in capsys.readouterr().err
+
+
+def test_reference_retrain_is_remeasured_when_the_load_differs_a_lot(tmp_path, monkeypatch):
+    import bench.retrain_cost as cost
+    from bench.task import TaskData
+    train, val = TINY.load()
+    data = TaskData(train, val, np.arange(6))
+    store = ModelStore(tmp_path)
+    monkeypatch.setattr(cost, "load_average", lambda: 0.1)
+    first = cost.reference_retrain(TINY, data, 0, torch.device("cpu"), store)
+    assert first["loadavg"] == 0.1 and not first["remeasured"]
+    assert cost.reference_retrain(TINY, data, 0, torch.device("cpu"), store)["seconds"] == first["seconds"]
+    monkeypatch.setattr(cost, "load_average", lambda: 0.1 + max(1.0, 0.5 * (os.cpu_count() or 1)) + 0.5)
+    busy = cost.reference_retrain(TINY, data, 0, torch.device("cpu"), store)
+    assert busy["remeasured"] and busy["gradient_evals"] == first["gradient_evals"] == TINY.epochs * (len(train) - 6)
