@@ -85,8 +85,8 @@ class Executor:
             for job in jobs:
                 yield fn(*job)
             return
-        calls = (delayed(fn)(*job) for job in jobs)
         if self.backend == "dask":
+            calls = (delayed(fn)(*job) for job in jobs)
             with self._dask_client(), parallel_config(backend="dask"):
                 yield from Parallel(n_jobs=-1, return_as="generator")(calls)
         else:

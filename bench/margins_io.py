@@ -159,7 +159,7 @@ def export_margins(task, *, n_models: int, out: str | Path, store: "ModelStore",
                    forget_ids: list[int] | None = None, max_scored_points: int | None = None, device: str = "auto",
                    progress: bool = False, log=lambda _m: None) -> Path:
     """Train (or load) N originals, oracles and floor models, compute their statistics as units do, export."""
-    from bench.runner import RunSpec, _train_needed, make_plan, resolve_device, warm_up
+    from bench.runner import RunSpec, make_plan, resolve_device, warm_up
     from bench.statistics import DEFAULT_MAX_SCORED_POINTS
     from bench.store import remove_stale_tmp
     from bench.units import UnitPlan, role_stats_job

@@ -8,7 +8,6 @@ locked while it is trained, so a concurrent run waits for it and then reuses it 
 """
 from __future__ import annotations
 
-import copy
 import platform
 import time
 from dataclasses import dataclass, field
