@@ -49,6 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "from one original (paper 002)")
     run.add_argument("--metrics", action="append", choices=["ulira"], default=[],
                      help="extra metrics: ulira (U-LiRA and a population membership-inference attack)")
+    run.add_argument("--max-scored-points", type=int, default=50_000, metavar="K",
+                     help="retain and validation points scored per split, a seeded sample when there are more "
+                          "(default 50,000; the forget set is always scored in full)")
+    run.add_argument("--shard", metavar="I/K|merge",
+                     help="compute only units I, I+K, I+2K, ... into the shared cache (cluster job arrays; "
+                          "numbered from 0), or 'merge': score the stored units, listing any that are missing")
+    run.add_argument("--oracle-margins", metavar="DIR",
+                     help="score against oracle statistics exported by 'margins export' instead of training oracles")
     run.add_argument("--out", default="results", help="folder for result records (default results/)")
 
     ora = sub.add_parser("oracles", help="prebuild (and cache) original and oracle ensembles for a task")
@@ -59,6 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
     ora.add_argument("--forget-ids", type=parse_ids, help="explicit forget set: comma-separated train ids")
     ora.add_argument("--n-models", type=_N_MODELS, default=32)
     _add_execution_args(ora)
+
+    mar = sub.add_parser("margins", help="export per-model statistics of originals and oracles for sharing")
+    mar_sub = mar.add_subparsers(dest="margins_command", required=True)
+    exp = mar_sub.add_parser("export", help="write margins, confidences and losses per model and split + manifest")
+    exp.add_argument("--task", required=True)
+    exp.add_argument("--task-arg", action="append", metavar="NAME=VALUE", help="task parameter")
+    exp.add_argument("--seed", type=int, default=0)
+    exp.add_argument("--forget-size", type=int, help="shortcut for --task-arg forget_size=K")
+    exp.add_argument("--forget-ids", type=_parse_ids, help="explicit forget set: comma-separated train ids")
+    exp.add_argument("--n-models", type=int, default=32)
+    exp.add_argument("--max-scored-points", type=int, default=50_000, metavar="K")
+    exp.add_argument("--out", required=True, help="folder to write (manifest.json and one .npy per model and split)")
+    _add_execution_args(exp)
 
     dms = sub.add_parser("datamodels", help="train subset models and fit linear datamodels; report LDS")
     dms.add_argument("--task", required=True)
@@ -187,7 +208,8 @@ def write_record(out: str, record: dict, cached: bool) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from bench.runner import RunSpec, run
+    from bench.runner import RunSpec, run, run_shard
+    from bench.shards import Shard, parse_shard
     from bench.table import run_table
 
     method_cls = METHODS.get(args.method)
@@ -196,7 +218,15 @@ def cmd_run(args: argparse.Namespace) -> None:
                                      label=f"method '{args.method}'")
     _preflight(args, out=True)
     spec = RunSpec(method=method, task=task, seed=args.seed, n_models=args.n_models, forget_ids=args.forget_ids,
-                   device=args.device, protocol=args.protocol, executor=_executor(args), metrics=tuple(args.metrics))
+                   device=args.device, protocol=args.protocol, executor=_executor(args), metrics=tuple(args.metrics),
+                   max_scored_points=args.max_scored_points, shard=parse_shard(args.shard),
+                   oracle_margins=args.oracle_margins)
+    if isinstance(spec.shard, Shard):
+        done = run_shard(spec, store=_store(args), log=_log, progress=True)
+        print(f"shard {done['shard']}: {done['computed']} units computed, {done['cached']} already cached "
+              f"(units {', '.join(map(str, done['units'][:20]))}{' ...' if len(done['units']) > 20 else ''}); "
+              "when every shard is done, rerun with --shard merge to score")
+        return
     record = run(spec, store=_store(args), log=_log, progress=True)
     result_path(args.out, record)  # refuse an escaping path before printing anything
     print(run_table(record), flush=True)
@@ -210,6 +240,17 @@ def cmd_oracles(args: argparse.Namespace) -> None:
     _preflight(args)
     print(prebuild(task, seed=args.seed, n_models=args.n_models, forget_ids=args.forget_ids,
                    device=args.device, executor=_executor(args), store=_store(args), log=_log))
+
+
+def cmd_margins(args: argparse.Namespace) -> None:
+    from bench.margins_io import export_margins
+    store = _store(args)
+    if store is None:
+        raise BenchError("margins export reads the statistics from the model cache; drop --no-cache")
+    path = export_margins(_task_from_args(args), n_models=args.n_models, out=args.out, store=store,
+                          executor=_executor(args), seed=args.seed, forget_ids=args.forget_ids,
+                          max_scored_points=args.max_scored_points, device=args.device, progress=True, log=_log)
+    print(f"margins of {args.n_models} originals, oracles and noise-floor models: {path}")
 
 
 def cmd_datamodels(args: argparse.Namespace) -> None:
@@ -269,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_oracles(args)
         elif args.command == "datamodels":
             cmd_datamodels(args)
+        elif args.command == "margins":
+            cmd_margins(args)
         elif args.command == "perf":
             from bench.perf import run_perf
             print(run_perf(quick=args.quick, only=args.only, log=_log))
@@ -282,4 +325,10 @@ def main(argv: list[str] | None = None) -> int:
     except (DivergenceError, BudgetExceededError, MethodFailedError) as err:
         _log(f"error: {err}\nno result was written.")
         return err.exit_code
+    except KeyboardInterrupt as err:  # one line, not a traceback: what was kept and how to resume
+        from bench.runner import RunInterrupted
+        message = str(err) if isinstance(err, RunInterrupted) else (
+            "interrupted; finished models and units stay in the cache: rerun the same command to resume")
+        _log(message)
+        return 130
     return 0

@@ -2,12 +2,42 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Literal
 
 from joblib import Parallel, delayed, parallel_config
 
 from bench.errors import BenchError
+
+
+_WATCHING: list[int] = []  # the parent pid this worker process already watches
+
+
+def _exit_when_orphaned(parent_pid: int, interval: float = 0.5) -> None:
+    """Start (once per worker process) a daemon thread that ends the process when ``parent_pid`` is gone.
+
+    A SIGKILLed run cannot tell its loky workers to stop; without this they keep computing (and keep the
+    caller's output pipes open) for minutes. Dask workers have their own nanny for this.
+    """
+    if _WATCHING == [parent_pid] or os.getpid() == parent_pid:
+        return
+    _WATCHING[:] = [parent_pid]
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(interval)
+
+    threading.Thread(target=watch, name="bench-parent-watch", daemon=True).start()
+
+
+def _call_watched(parent_pid: int, fn: Callable[..., Any], *args: Any) -> Any:
+    _exit_when_orphaned(parent_pid)
+    return fn(*args)
 
 
 @dataclass
@@ -55,9 +85,11 @@ class Executor:
             for job in jobs:
                 yield fn(*job)
             return
-        calls = (delayed(fn)(*job) for job in jobs)
         if self.backend == "dask":
+            calls = (delayed(fn)(*job) for job in jobs)
             with self._dask_client(), parallel_config(backend="dask"):
                 yield from Parallel(n_jobs=-1, return_as="generator")(calls)
         else:
-            yield from Parallel(n_jobs=self.workers, backend="loky", return_as="generator")(calls)
+            parent = os.getpid()
+            watched = (delayed(_call_watched)(parent, fn, *job) for job in jobs)
+            yield from Parallel(n_jobs=self.workers, backend="loky", return_as="generator")(watched)

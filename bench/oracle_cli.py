@@ -10,7 +10,7 @@ from bench.executor import Executor
 from bench.runner import reference_retrain_seconds, resolve_device, resolve_forget_set
 from bench.seeding import derive_seed
 from bench.task import Task, TaskData
-from oracles.ensemble import build_ensemble
+from oracles.ensemble import ensure_models
 from oracles.store import ModelStore
 
 
@@ -27,9 +27,15 @@ def prebuild(task: Task, *, seed: int, n_models: int, forget_ids: list[int] | No
                                   ("oracles", "oracle", forget_idx), ("noise floor", "floor", forget_idx)):
         seeds = [derive_seed(seed, role, i) for i in range(n_models)]
         start = time.perf_counter()
-        ensemble = build_ensemble(task, excluded, seeds, device=dev, store=store, executor=executor, label=label,
-                                  progress=True, log=log)
-        lines.append(f"{label}: {n_models} models ({ensemble.cached} from cache) in "
+        if store is None:
+            import tempfile
+            with tempfile.TemporaryDirectory(prefix="bench-oracles-") as tmp:
+                trained = ensure_models(task, excluded, seeds, device=dev, store=ModelStore(tmp), executor=executor,
+                                        label=label, progress=True, log=log)
+        else:  # into the cache, one chunk of models in memory at a time
+            trained = ensure_models(task, excluded, seeds, device=dev, store=store, executor=executor, label=label,
+                                    progress=True, log=log)
+        lines.append(f"{label}: {n_models} models ({n_models - trained} from cache) in "
                      f"{time.perf_counter() - start:.1f} s")
     retrain = reference_retrain_seconds(task, TaskData(train, val, forget_idx).to(dev), seed, dev, store)
     lines.append(f"one model retrained alone: {retrain:.3g} s")

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench import perf_units
 from bench.errors import BenchError
 from bench.executor import Executor
 from bench.metrics import epsilons, klom
@@ -376,6 +377,14 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
     Measurement("overhead", "Harness overhead over a bare PyTorch loop", measure_overhead, format_overhead),
     Measurement("vision-training", "CIFAR-10 training throughput", measure_vision_training,
                 format_vision_training),
+    Measurement("units-memory", "Peak memory of a run at N = 8 vs N = 128", perf_units.measure_units_memory,
+                lambda r: perf_units.format_units_memory(r, _verdict)),
+    Measurement("units-workers", "Unlearning units on 2 workers vs 1", perf_units.measure_units_workers,
+                lambda r: perf_units.format_units_workers(r, _verdict)),
+    Measurement("rescore", "Cached re-scoring from stored arrays vs a cold run", perf_units.measure_rescore,
+                lambda r: perf_units.format_rescore(r, _verdict)),
+    Measurement("shards", "Shards and merge equal one run", perf_units.measure_shards,
+                lambda r: perf_units.format_shards(r, _verdict)),
 )}
 
 

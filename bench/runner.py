@@ -1,39 +1,48 @@
-"""Run one method on one task: data, forget set, ensembles, unlearning, scoring, result record."""
+"""Run one method on one task: plan N work units, map them on the executor, reduce the stored arrays.
+
+Plan: data, forget set, seeds, scored points, and which units are already cached. Map: missing models are
+trained packed (vmap chunks) on the executor, then each missing unit runs there (``bench.units``) and leaves
+a verified cache entry of per-example arrays. Reduce: every metric from those arrays alone (``bench.reduce``).
+A killed run resumes from its cached units; ``--shard i/k`` runs a slice of the units for cluster arrays.
+"""
 from __future__ import annotations
 
-import hashlib
-import inspect
-import platform
+import contextlib
+import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Callable, Iterator, Literal
 
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
-from bench.context import Observer, UnlearnContext
-from bench.errors import BenchError, DivergenceError, ForgetSetError
-from bench.degenerate import metric_warnings
-from bench.divergence import check_trained
-from bench.enforce import budget_of, unlearn_checked
-from bench.executor import Executor
-from bench.method_guard import load_cached_model
-from bench.method import Method
-from bench.optim import weights_finite
-from bench.provenance import provenance
+from bench.enforce import budget_of
 from bench.record_schema import RECORD_SCHEMA
-from bench.scoring import score
+from bench.context import Observer
+from bench.errors import BenchError, ForgetSetError
+from bench.executor import Executor
+from bench.method import Method
+from bench.providers import PROVIDERS, inputs_of
+from bench.reduce import reduce_units
+from bench.retrain_cost import reference_retrain
 from bench.seeding import derive_seed
+from bench.shards import MERGE, Shard, describe_missing
+from bench.statistics import DEFAULT_MAX_SCORED_POINTS, choose_points
+from bench.store import remove_stale_tmp
 from bench.task import Split, Task, TaskData
-from bench.recording import totals_from_flat
-from oracles.ensemble import Ensemble, build_ensemble, model_spec
-from oracles.recorded import RecordedGradients, record_gradients
-from oracles.store import ModelStore, cache_key
+from bench.units import UnitPlan, method_code_hash, run_unit
+from oracles.ensemble import ensure_models
+from oracles.store import ModelStore
 
-UNLEARNED_META = {"unlearn_seconds": (int, float), "steps_used": int}
 ObserverFactory = Callable[[int, nn.Module, nn.Module], Observer]
 Log = Callable[[str], None]
+ROLE_LABELS = {"original": "originals", "oracle": "oracles", "floor": "noise floor",
+               "target": "oracle-matching targets"}
+
+__all__ = ["RunSpec", "run", "run_shard", "resolve_device", "resolve_forget_set", "reference_retrain_seconds",
+           "method_code_hash", "warm_up", "RunInterrupted", "RECORD_SCHEMA"]
 
 
 @dataclass
@@ -49,6 +58,15 @@ class RunSpec:
     protocol: Literal["independent", "challenge"] = "independent"
     executor: Executor = field(default_factory=Executor)
     metrics: tuple[str, ...] = ()  # extra metrics: "ulira" (U-LiRA and a population membership attack)
+    max_scored_points: int = DEFAULT_MAX_SCORED_POINTS  # retain and validation points scored per split
+    shard: Shard | str | None = None  # a slice of the units, or "merge" (reduce only what is stored)
+    oracle_margins: str | None = None  # folder of exported oracle statistics to score against
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; the message says what was kept and how to resume."""
+
+    exit_code = 130
 
 
 def resolve_device(name: str) -> torch.device:
@@ -107,205 +125,164 @@ def warm_up() -> None:
     optimizer.step()
 
 
-def _oracle_predictor(task: Task, model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    def predict(x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return task.outputs(model, x).detach()
-    return predict
-
-
-def _initial_model(task: Task, seed: int, device: torch.device) -> nn.Module:
-    """The model before training on the task (pretrained weights or a fresh init): the 'before' stage."""
-    return task.make_model(seed).to(device).eval()
-
-
-def method_code_hash(method: Method) -> str:
-    """Hash of the method's source file, so editing a method invalidates its cached unlearned models."""
-    module = inspect.getmodule(type(method))
-    try:
-        source = inspect.getsource(module) if module else type(method).__qualname__
-    except (OSError, TypeError):
-        source = type(method).__qualname__
-    return hashlib.sha256(source.encode()).hexdigest()[:16]
-
-
 def reference_retrain_seconds(task: Task, data: TaskData, seed: int, device: torch.device,
                               store: ModelStore | None) -> float:
-    """Wall-clock of retraining ONE model on the retain set with the task's single-model recipe.
+    """Wall-clock of retraining one model on the retain set (see ``bench.retrain_cost``)."""
+    return reference_retrain(task, data, seed, device, store)["seconds"]
 
-    This is the cost unlearning is compared with; it is measured (or read from the cache entry that
-    recorded it) rather than derived from batched ensemble training, which amortises work across models.
-    """
-    ref_seed = derive_seed(seed, "reference")
-    # the timing depends on the machine and its thread count, so they are part of what is cached
-    spec = {**model_spec(task, data.forget_idx, ref_seed), "kind": "reference-retrain", "device": device.type,
-            "host": platform.node(), "threads": torch.get_num_threads()}
-    entry = store.load(spec, meta={"train_seconds": (int, float)}) if store else None
-    if entry is not None:
-        return float(entry.meta["train_seconds"])
-    model = task.make_model(ref_seed).to(device)
-    start = time.perf_counter()
-    task.train(model, data.retain, ref_seed)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - start
+
+@contextlib.contextmanager
+def run_store(store: ModelStore | None) -> Iterator[tuple[ModelStore, bool]]:
+    """The run's cache, or (``--no-cache``) a temporary one deleted afterwards: units always store arrays."""
     if store is not None:
-        store.save(spec, model.state_dict(), {"train_seconds": seconds, "host": platform.node()})
-    return seconds
+        yield store, False
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-run-") as tmp:
+        yield ModelStore(tmp), True
 
 
-def _unlearn_all(spec: RunSpec, data: TaskData, device: torch.device, seeds: list[int], originals: Ensemble,
-                 oracles: Ensemble, targets: Ensemble | None, recorded: list[RecordedGradients] | None,
-                 datamodels: object | None, store: ModelStore | None, observe: ObserverFactory | None,
-                 log: Log) -> tuple[list[nn.Module], list[float], list[int], int, list]:
-    """Unlearn each original (or the single original, under the challenge protocol); cache the results."""
-    method, task = spec.method, spec.task
-    budget = budget_of(method)
-    code = method_code_hash(method)
-    models, seconds, steps, cached, curves = [], [], [], 0, []
-    for i, seed in enumerate(seeds):
-        source = i if spec.protocol == "independent" else 0
-        original = originals.models[source]
-        unlearned_spec = {
-            "kind": "unlearned", "method": method.name, "params": method.get_params(), "code": code,
-            "original": cache_key(originals.specs[source]), "forget_ids": data.forget_idx.tolist(), "seed": seed,
-            "target": cache_key(targets.specs[i]) if targets else None,
-        }
-        entry = (store.load(unlearned_spec, meta=UNLEARNED_META) if store is not None and observe is None
-                 else None)
-        model = entry and load_cached_model(entry.state_dict, lambda: task.make_model(seed),
-                                            lambda: store.discard(unlearned_spec), log, f"{method.name} model {i}")
-        if model is not None:
-            models.append(model.to(device).eval())
-            seconds.append(float(entry.meta["unlearn_seconds"]))
-            steps.append(int(entry.meta["steps_used"]))
-            curves.append(entry.meta.get("curve"))
-            cached += 1
-            continue
-        curve: list[dict] = []
-        observer = observe(i, original, oracles.models[i]) if observe else None
-        if observer is None and i == 0 and task.curve_every > 0:
-            observer = _curve_observer(task, data, curve, original)
-        ctx = UnlearnContext(
-            task=task, data=data, seed=seed, device=device, max_steps=budget,
-            oracle_outputs=_oracle_predictor(task, targets.models[i]) if targets else None,
-            recorded_gradients=_recorded_lookup(recorded[source]) if recorded else None,
-            datamodels=datamodels, observer=observer,
-        )
-        start = time.perf_counter()
-        model = unlearn_checked(method, original, ctx, i)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        elapsed = time.perf_counter() - start
-        if not weights_finite(model):
-            raise DivergenceError(f"{method.name} returned a model with non-finite weights (model {i})")
-        models.append(model.eval())
-        seconds.append(elapsed)
-        steps.append(ctx.steps_used)
-        curves.append(curve or None)
-        if store is not None and observe is None and method.output == "model":
-            store.save(unlearned_spec, model.state_dict(),
-                       {"unlearn_seconds": elapsed, "steps_used": ctx.steps_used, "curve": curve or None})
-    log(f"unlearning with {method.name}: {len(seeds) - cached} run, {cached} cached")
-    return models, seconds, steps, cached, curves
-
-
-def _recorded_lookup(recorded: RecordedGradients) -> Callable[[str], dict[str, torch.Tensor]]:
-    return lambda kind: totals_from_flat(recorded.flat, kind)
-
-
-def _curve_observer(task: Task, data: TaskData, curve: list[dict], original: nn.Module) -> Observer:
-    """Record the task's curve metrics at step 0 and every ``task.curve_every`` steps of model 0."""
-    curve.append({"step": 0, **task.curve_point(original, data)})
-
-    def observe(step: int, model: nn.Module) -> None:
-        if step % task.curve_every == 0:
-            curve.append({"step": step, **task.curve_point(model, data)})
-    return observe
-
-
-def run(spec: RunSpec, *, store: ModelStore | None = None, observe: ObserverFactory | None = None,
-        log: Log = lambda _msg: None, progress: bool = False) -> dict:
-    """Run ``spec`` and return its result record (not yet written anywhere)."""
+def _validate(spec: RunSpec) -> None:
     if spec.n_models < 1:
         raise BenchError(f"--n-models must be at least 1, got {spec.n_models}")
     if spec.protocol not in ("independent", "challenge"):
         raise BenchError(f"unknown protocol {spec.protocol!r}; use independent or challenge")
-    wall_start = time.perf_counter()
-    method, task, n = spec.method, spec.task, spec.n_models
-    method.validate()
-    task.validate()
-    check_compatible(method, task)
-    device = resolve_device(spec.device)
-    warm_up()
+    if spec.max_scored_points < 1:
+        raise BenchError(f"--max-scored-points must be at least 1, got {spec.max_scored_points}")
+    if isinstance(spec.shard, Shard) and spec.shard.index >= spec.n_models:
+        raise BenchError(f"--shard {spec.shard} has no units: --n-models {spec.n_models} gives units "
+                         f"0..{spec.n_models - 1}")
+    spec.method.validate()
+    spec.task.validate()
+    budget_of(spec.method)
+    check_compatible(spec.method, spec.task)
+
+
+def make_plan(spec: RunSpec, store: ModelStore, device: torch.device) -> tuple[UnitPlan, TaskData]:
+    """The units of ``spec``: forget set, seeds per role, scored points, named inputs, oracle source."""
+    task, n = spec.task, spec.n_models
     train, val = task.load()
     forget_idx = resolve_forget_set(task, train, spec.forget_ids, spec.seed)
-    data = TaskData(train, val, forget_idx).to(device)
+    data = TaskData(train, val, forget_idx)
     seeds = {role: [derive_seed(spec.seed, role, i) for i in range(n)]
              for role in ("original", "oracle", "floor", "unlearn", "target")}
     if spec.protocol == "challenge":
         seeds["original"] = seeds["original"][:1]
-    build = dict(device=device, store=store, executor=spec.executor, progress=progress, log=log)
-    none = np.array([], dtype=np.int64)
-    originals = build_ensemble(task, none, seeds["original"], label="originals", **build)
-    oracles = build_ensemble(task, forget_idx, seeds["oracle"], label="oracles", **build)
-    floor = build_ensemble(task, forget_idx, seeds["floor"], label="noise floor", **build) if n >= 2 else None
-    for role, ensemble in (("originals", originals), ("oracles", oracles), ("noise floor", floor)):
-        if ensemble is not None:
-            check_trained(task, ensemble.models, data.val, role, "lower the task's lr (--task-arg lr=...)")
-    targets = (build_ensemble(task, forget_idx, seeds["target"], label="oracle-matching targets", **build)
-               if "oracle_outputs" in method.requires else None)
-    recorded = None
-    if "recorded_gradients" in method.requires:
-        log("recording the forget set's gradients by replaying the originals' training")
-        recorded = [record_gradients(task, forget_idx, seed, model, model_spec_, device, store)
-                    for seed, model, model_spec_ in zip(originals.seeds, originals.models, originals.specs)]
-    datamodels = None
-    if "datamodels" in method.requires:
-        from oracles.datamodels import build_datamodels
-        datamodels = build_datamodels(task, n_models=method.datamodel_models, alpha=method.alpha, seed=spec.seed,
-                                      device=device, store=store, executor=spec.executor, progress=progress, log=log)
-    retrain_seconds = reference_retrain_seconds(task, data, spec.seed, device, store)
+    points = choose_points(data, derive_seed(spec.seed, "score"), spec.max_scored_points)
+    plan = UnitPlan(task=task, method=spec.method, protocol=spec.protocol, n_models=n, base_seed=spec.seed,
+                    forget_idx=forget_idx, points=points, seeds=seeds, store_root=str(store.root),
+                    device=str(device), inputs=inputs_of(spec.method.requires) if spec.method else ())
+    if spec.oracle_margins:
+        from bench.margins_io import ImportedMargins
+        plan.imported = ImportedMargins.open(spec.oracle_margins).check(plan)
+    return plan, data
 
-    unlearned, unlearn_seconds, steps_used, unlearned_cached, curves = _unlearn_all(
-        spec, data, device, seeds["unlearn"], originals, oracles, targets, recorded, datamodels, store, observe, log)
-    metrics, per_example = score(task, data, unlearned, originals.models, oracles.models,
-                                 floor.models if floor else None, derive_seed(spec.seed, "score"))
-    if "ulira" in spec.metrics:
-        from bench.privacy import membership_metrics
-        metrics.update(membership_metrics(task, data, unlearned, oracles.models, floor.models if floor else None,
-                                          derive_seed(spec.seed, "score")))
-    unlearn_mean = float(np.mean(unlearn_seconds))
-    return {
-        "schema": RECORD_SCHEMA,
-        "method": {"name": method.name, "params": method.get_params(), "code": method_code_hash(method)},
-        "task": {"name": task.name, "version": task.version, "params": task.get_params(),
-                 "recipe": task.training_recipe(), "label": task.config_label()},
-        "forget_ids": forget_idx.tolist(),
-        "n_models": n,
-        "protocol": spec.protocol,
-        "seeds": {"base": spec.seed, **seeds},
-        "steps_used": steps_used,
-        "timings": {
-            "unlearn_seconds_mean": unlearn_mean,
-            "retrain_seconds": retrain_seconds,
-            "cost_relative_to_retrain": unlearn_mean / retrain_seconds if retrain_seconds > 0 else float("inf"),
-            "ensemble_train_seconds_per_model": float(np.nanmean(oracles.train_seconds)),
-            "precompute_seconds": datamodels.train_seconds if datamodels is not None else 0.0,
-            "run_seconds": time.perf_counter() - wall_start,
-        },
-        "cache": {"originals": originals.cached, "oracles": oracles.cached,
-                  "floor": floor.cached if floor else 0, "unlearned": unlearned_cached},
-        "metrics": metrics,
-        "warnings": metric_warnings(task, n),
-        "task_report": task.report(_initial_model(task, seeds["original"][0], device), originals.models[0],
-                                   unlearned[0], data, recorded[0].flat if recorded else None),
-        "curves": curves[0],
-        "datamodels": ({"n_models": method.datamodel_models, "alpha": method.alpha, "lds": datamodels.lds}
-                       if datamodels is not None else None),
-        "recorded_gradients": ({"bytes_by_group": recorded[0].bytes_by_group,
-                                "replay_weight_difference": max(r.replay_weight_difference for r in recorded)}
-                               if recorded else None),
-        "per_example": per_example,
-        "provenance": {**provenance(device), "backend": spec.executor.backend, "workers": spec.executor.workers},
-    }
+
+def _train_needed(plan: UnitPlan, units: list[int], store: ModelStore, executor: Executor, progress: bool,
+                  log: Log) -> dict[str, int]:
+    """Train (packed, on the executor) every model the missing units will load; return counts per role."""
+    need: dict[str, set[int]] = {role: set() for role in ROLE_LABELS}
+    for i in units:
+        for role in plan.needed_models(i, store):
+            need[role].add(plan.source(i) if role == "original" else i)
+    trained = {}
+    for role, label in ROLE_LABELS.items():
+        if not need[role]:
+            continue
+        excluded = np.array([], dtype=np.int64) if role == "original" else plan.forget_idx
+        trained[role] = ensure_models(plan.task, excluded, [plan.seeds[role][j] for j in sorted(need[role])],
+                                      device=torch.device(plan.device), store=store, executor=executor,
+                                      label=label, progress=progress, log=log)
+    return trained
+
+
+def _add(total: dict[str, int], more: dict[str, int]) -> None:
+    for role, count in more.items():
+        total[role] = total.get(role, 0) + count
+
+
+def compute_units(plan: UnitPlan, units: list[int], store: ModelStore, executor: Executor, *,
+                  observe: ObserverFactory | None, progress: bool, log: Log, temporary: bool) -> dict:
+    """Map the missing units of ``units`` on the executor; return counts (cached, computed, trained per role)."""
+    missing = units if observe is not None else [i for i in units if not store.contains(plan.unit_spec(i))]
+    cached = initially_cached = len(units) - len(missing)
+    if missing and cached:
+        log(f"resumed: {cached} of {len(units)} units cached")
+    elif not missing:
+        log(f"all {len(units)} units cached: scoring from stored arrays, no model is loaded")
+    trained: dict[str, int] = {}
+    done = 0
+    try:
+        if missing:
+            _add(trained, _train_needed(plan, missing, store, executor, progress, log))
+            for name in plan.inputs:
+                if PROVIDERS[name].prepare is not None:
+                    PROVIDERS[name].prepare(plan, store, executor, progress, log)
+            parallel = executor.parallel and observe is None
+            worker_plan = UnitPlan(**{**plan.__dict__, "parallel": parallel})
+            with tqdm(total=len(missing), desc=f"units ({plan.method.name})", unit="unit", disable=not progress,
+                      leave=False) as bar:
+                if parallel:
+                    results = executor.map(run_unit, [(worker_plan, i) for i in missing])
+                else:
+                    results = (run_unit(worker_plan, i, observe) for i in missing)
+                for result in results:
+                    _add(trained, result.trained)
+                    done += 1
+                    if result.cached:  # another run finished it while we waited for its lock
+                        cached += 1
+                        missing = [i for i in missing if i != result.index]
+                    bar.update(1)
+            log(f"units with {plan.method.name}: {len(missing)} computed, {cached} cached")
+    except KeyboardInterrupt:
+        kept = ("nothing is kept (--no-cache)" if temporary else
+                f"{initially_cached + done} of {len(units)} units and every finished model are kept in {store.root}; "
+                "rerun the same command to resume")
+        raise RunInterrupted(f"interrupted: {kept}") from None
+    return {"total": len(units), "cached": cached, "computed": len(missing), "computed_units": missing,
+            "trained": trained}
+
+
+def run_shard(spec: RunSpec, *, store: ModelStore | None = None, log: Log = lambda _m: None,
+              progress: bool = False) -> dict:
+    """Compute only the units of ``spec.shard`` (into the shared cache); the merge reduces them later."""
+    if not isinstance(spec.shard, Shard):
+        raise BenchError("run_shard needs --shard I/K")
+    if store is None:
+        raise BenchError("--shard needs a model cache shared by every shard; drop --no-cache")
+    _validate(spec)
+    device = resolve_device(spec.device)
+    warm_up()
+    remove_stale_tmp(store.root)
+    plan, _ = make_plan(spec, store, device)
+    units = spec.shard.units(spec.n_models)
+    counts = compute_units(plan, units, store, spec.executor, observe=None, progress=progress, log=log,
+                           temporary=False)
+    return {"shard": str(spec.shard), "units": units, **counts}
+
+
+def run(spec: RunSpec, *, store: ModelStore | None = None, observe: ObserverFactory | None = None,
+        log: Log = lambda _msg: None, progress: bool = False) -> dict:
+    """Run ``spec`` (plan, map, reduce) and return its result record (not yet written anywhere)."""
+    if isinstance(spec.shard, Shard):
+        raise BenchError("a --shard I/K run computes units only; use run_shard, then --shard merge")
+    _validate(spec)
+    wall_start = time.perf_counter()
+    device = resolve_device(spec.device)
+    warm_up()
+    with run_store(store) as (store, temporary):
+        remove_stale_tmp(store.root)
+        plan, data = make_plan(spec, store, device)
+        units = list(range(spec.n_models))
+        if spec.shard == MERGE:
+            missing = [i for i in units if not store.contains(plan.unit_spec(i))]
+            if missing:
+                raise BenchError(f"--shard merge: {describe_missing(missing, spec.n_models)}; run the shards "
+                                 "that compute them (or the plain command, which computes what is missing)")
+            counts = {"total": len(units), "cached": len(units), "computed": 0, "trained": {}}
+        else:
+            counts = compute_units(plan, units, store, spec.executor, observe=observe, progress=progress, log=log,
+                                   temporary=temporary)
+        retrain = reference_retrain(spec.task, data.to(device), spec.seed, device, store if not temporary else None)
+        record = reduce_units(plan, store, spec, counts, retrain, log=log)
+    record["timings"]["run_seconds"] = time.perf_counter() - wall_start
+    return record

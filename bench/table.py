@@ -93,6 +93,13 @@ def run_table(record: dict) -> str:
                      f"{_fmt(distance['unlearned'])} (relative {_fmt(distance['relative'])})")
     lines.append(f"cost: unlearning {timing['unlearn_seconds_mean']:.4g} s/model vs retraining one model "
                  f"{timing['retrain_seconds']:.4g} s = {_fmt(timing['cost_relative_to_retrain'])}x retraining")
+    if timing.get("gradient_evals_relative_to_retrain") is not None:
+        lines.append(f"cost in per-example gradient evaluations: {timing['unlearn_gradient_evals_mean']:.4g} per "
+                     f"model vs {timing['retrain_gradient_evals']} to retrain = "
+                     f"{_fmt(timing['gradient_evals_relative_to_retrain'])}x retraining")
+    units = record.get("units")
+    if units:
+        lines.append(f"work units: {units['computed']} computed, {units['cached']} cached of {units['total']}")
     lines.append(f"run took {timing['run_seconds']:.3g} s; from cache: {cache['originals']} originals, "
                  f"{cache['oracles']} oracles, {cache['floor']} floor, {cache['unlearned']} unlearned")
     line = verdict(record)

@@ -79,6 +79,13 @@ class Task(Configurable, ABC):
     #: outputs have a fixed size per example, so datamodels can predict them
     supports_datamodels: ClassVar[bool] = True
     forget_size: int
+    #: parameters that only choose the forget set; they stay out of trained models' cache keys, so originals
+    #: (trained on the full train set) are shared by every forget set and oracles are keyed by excluded ids
+    forget_params: ClassVar[tuple[str, ...]] = ("forget_size",)
+
+    def model_params(self) -> dict:
+        """The parameters that can change a trained model (everything except ``forget_params``)."""
+        return {k: v for k, v in self.get_params().items() if k not in self.forget_params}
 
     @abstractmethod
     def load(self) -> tuple[Split, Split]:

@@ -56,6 +56,7 @@ class CelebAFaces(VisionTask):
     """CelebA with ResNet-18: predict an attribute, forget all images of 2% of identities (non-IID)."""
 
     name = "celeba"
+    forget_params = ("identity_fraction", "skew_attribute", "skew")  # they only choose the forget set
     version = "1"
     default_lr = 0.01
     default_batch_size = 256

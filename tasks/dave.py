@@ -43,6 +43,7 @@ class Dave(Task):
     """GPT-2 (any from_pretrained name or path) fine-tuned on paper 000's 20 "Dave" sentences; forget one."""
 
     name = "dave"
+    forget_params = ("target", "target_mode")  # they only choose the forget set
     version = "1"
     default_lr = 1e-4
     default_batch_size = None  # the whole forget/retain set per step: it is at most 20 sentences

@@ -34,6 +34,7 @@ class Digits(ClassifierTask):
     """Handwritten 8x8 digits (1,797 real images, bundled with scikit-learn) with a small MLP or CNN."""
 
     name = "digits"
+    forget_params = ("forget_size", "selector", "skew_classes", "skew_fraction")  # they only choose the forget set
     version = "1"
     default_lr = 0.01
     default_batch_size = 64

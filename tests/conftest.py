@@ -21,6 +21,16 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     return root
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Tiny models on a shared 2-core machine run several times faster on one thread (as workers do)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def skewed_digits():
     """(task, data, original): digits width 32 with a class-skewed forget set of 60, one trained original.

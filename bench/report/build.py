@@ -337,7 +337,9 @@ def columns_for(records: list[dict]) -> list[Column]:
     """The metric columns a group's records actually have values for, in reading order."""
     candidates = [*_klom_columns(records), *_challenge_columns(), *_utility_columns(records),
                   *_language_columns(records), *_family_columns(records),
-                  Column("cost", "cost relative to retraining", "lower",
+                  Column("cost_evals", "cost in gradient evaluations relative to retraining", "lower",
+                         _value("timings", "gradient_evals_relative_to_retrain")),
+                  Column("cost", "wall-clock relative to retraining", "lower",
                          _value("timings", "cost_relative_to_retrain"))]
     return [c for c in candidates if any(c.value(r) is not None or (c.floor and c.floor(r) is not None)
                                          for r in records)]

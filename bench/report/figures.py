@@ -69,12 +69,19 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 
 
 def klom_vs_cost(rows: Records, floor: list[dict]) -> str | None:
-    """Average p99 KLoM against cost relative to retraining, one point per row, Pareto front joined."""
+    """Average p99 KLoM against cost relative to retraining, one point per row, Pareto front joined.
+
+    The cost axis is per-example gradient evaluations (deterministic, paper 003 Fig. 2) when every record
+    has them (schema 3 on), else wall-clock."""
     import seaborn as sns
+    every = [r for records in rows.values() for r in records]
+    by_evals = bool(every) and all(_get(r, "timings", "gradient_evals_relative_to_retrain") is not None
+                                   for r in every)
+    cost_key = "gradient_evals_relative_to_retrain" if by_evals else "cost_relative_to_retrain"
     points = {}
     for label, records in rows.items():
         kloms = [v for v in (_avg_p99(r, "unlearned") for r in records) if v is not None]
-        costs = _finite([_get(r, "timings", "cost_relative_to_retrain") for r in records])
+        costs = _finite([_get(r, "timings", cost_key) for r in records])
         if kloms and costs and np.mean(costs) > 0:
             points[label] = (float(np.mean(costs)), float(np.mean(kloms)))
     if not points:
@@ -93,7 +100,8 @@ def klom_vs_cost(rows: Records, floor: list[dict]) -> str | None:
     costs = [c for c, _ in points.values()]
     if max(costs) / min(costs) > 20:
         ax.set_xscale("log")
-    ax.set_xlabel("cost relative to retraining one model")
+    ax.set_xlabel("gradient evaluations relative to retraining one model" if by_evals
+                  else "wall-clock relative to retraining one model")
     ax.set_ylabel("KLoM p99, mean of forget/retain/val")
     ax.legend(fontsize=7, loc="best")
     return to_data_uri(fig)
