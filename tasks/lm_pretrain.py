@@ -188,7 +188,7 @@ def train_lm(model: nn.Module, rows: torch.Tensor, config: PretrainConfig, log: 
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if (step + 1) % max(1, config.steps // 10) == 0:
             rate = (step + 1) / (time.perf_counter() - start)
             log(f"  pretraining step {step + 1}/{config.steps}: loss {sum(losses[-20:]) / len(losses[-20:]):.3f}"
