@@ -31,7 +31,7 @@ class DaveSmall(DaveTiny):
 
     name = "dave-small"
     version = "1"
-    default_lr = 3e-4  # stored-gradient ascent step
+    default_lr = 1e-4  # stored-gradient ascent step: 200 iterations move the forget sentence without wrecking the rest
 
     model: str = "pretrained"  # "pretrained": built and cached here; anything else: from_pretrained, as for dave
     n_layer: int = 4
