@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {list,run,oracles,perf,reproduce,report}``."""
+"""Command line: ``python -m bench {list,run,oracles,datamodels,perf,reproduce,report,pretrain-lm}``."""
 from __future__ import annotations
 
 import argparse
@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("reproduce", help="regenerate a figure from the source papers")
     rep.add_argument("experiment", help="one of: " + ", ".join(sorted(_experiments())))
     rep.add_argument("--out", default="reports", help="folder for CSV, figures and summary (default reports/)")
+
+    from bench import pretrain_cli
+    pretrain_cli.add_parser(sub)
 
     board = sub.add_parser("report", help="build one self-contained HTML leaderboard from every result record")
     board.add_argument("--results", default="results", help="folder searched recursively for records (default results/)")
@@ -319,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
             cmd_reproduce(args)
         elif args.command == "report":
             cmd_report(args)
+        elif args.command == "pretrain-lm":
+            from bench import pretrain_cli
+            print(pretrain_cli.run(args, _task_from_args))
     except BenchError as err:
         _log(f"error: {err}")
         return err.exit_code

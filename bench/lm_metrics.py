@@ -414,6 +414,74 @@ def lissa_inverse_hvp(
     return [hi / scale for hi in h]
 
 
+def _hvp(grads: list[torch.Tensor], h: list[torch.Tensor], params: list[torch.nn.Parameter]) -> list[torch.Tensor]:
+    """H h by double backward through the kept first-order graph (zeros where the loss is linear)."""
+    gh = _flat_dot(grads, h)
+    if not gh.requires_grad:
+        return [torch.zeros_like(p) for p in params]
+    hvp = torch.autograd.grad(gh, params, retain_graph=True, allow_unused=True)
+    return [torch.zeros_like(p) if x is None else x.detach() for p, x in zip(params, hvp)]
+
+
+def paper_lissa_inverse_hvp(
+    model: torch.nn.Module,
+    loss_fn: Callable[[], torch.Tensor],
+    v: list[torch.Tensor],
+    params: list[torch.nn.Parameter],
+    *,
+    damping: float = 0.01,
+    scale: float = 25.0,
+    iterations: int = 50,
+    eps: float = 1e-12,
+) -> list[torch.Tensor]:
+    """Paper 000's "inverse-HVP", eqs. (3) and (4) exactly as printed (section 3.6.3).
+
+        h_0 = v,   u = v + (1 - damping) * H h_i / scale   (eq. 3, hvp = H h_i),
+        h_{i+1} = u / (||u|| + eps)                         (eq. 4),
+
+    and the final unit vector h is the IHVP of eq. (5). How it differs from ``lissa_inverse_hvp`` (the LiSSA of
+    Agarwal et al. and Koh & Liang, h_{j+1} = v + (1 - damping) h_j - H h_j / scale, result h / scale):
+
+    - eq. (3) has no ``(1 - damping) h_i`` term and ADDS the scaled HVP, so it is the power-series recursion for
+      (I - c H)^{-1} v with c = (1 - damping) / scale, not for an inverse Hessian;
+    - eq. (4) then fixes the norm: the fixed point is a unit vector h with (s I - c H) h = v for the scalar
+      s = ||v + c H h|| > c * lambda_max, i.e. h is proportional to (s I - c H)^{-1} v. When c * lambda_max << s
+      (typical: v is a gradient of norm >> 1) this is v / ||v|| plus a small correction ALONG H v, the opposite
+      sign to an inverse-Hessian correction. The influence -g . h is then about -g . v / ||v||: for
+      self-influence, minus the gradient norm;
+    - ``damping`` only rescales the Hessian term and ``scale`` only divides it; neither damps an inverse.
+
+    Its iteration converges when the map h -> normalise(v + c H h) contracts (c ||H|| < s suffices in
+    practice). The paper states no values for damping, scale or the iteration count; the defaults are Koh &
+    Liang's PyTorch defaults (0.01, 25) and the task's 50 iterations. Returns unit-norm tensors shaped like
+    ``params``, detached; a non-finite iterate raises FloatingPointError.
+    """
+    params = _check_params(params)
+    v = [torch.as_tensor(x).detach() for x in v]
+    if len(v) != len(params) or any(x.shape != p.shape for x, p in zip(v, params)):
+        raise ValueError("v must match params in number and shapes")
+    if scale <= 0 or iterations < 0:
+        raise ValueError(f"scale must be > 0 and iterations >= 0, got {scale} and {iterations}")
+    v = [x.to(device=p.device, dtype=p.dtype) for x, p in zip(v, params)]
+    with _eval_mode(model):
+        grads = _grad(loss_fn, params, create_graph=True)
+        h = _unit([x.clone() for x in v], eps)
+        for step in range(iterations):
+            hvp = _hvp(grads, h, params)
+            h = _unit([(vi + (1.0 - damping) * hv / scale).detach() for vi, hv in zip(v, hvp)], eps)
+            if not all(torch.isfinite(hi).all() for hi in h):
+                raise FloatingPointError(f"paper LiSSA diverged at iteration {step + 1}: increase scale")
+    return h
+
+
+def _unit(h: list[torch.Tensor], eps: float) -> list[torch.Tensor]:
+    norm = torch.sqrt(sum((hi.double() ** 2).sum() for hi in h))
+    return [hi / (norm.to(hi.dtype) + eps) for hi in h]
+
+
+ESTIMATORS = ("lissa", "paper")
+
+
 def influence_score(
     model: torch.nn.Module,
     train_loss_fn: Callable[[], torch.Tensor],
@@ -421,6 +489,7 @@ def influence_score(
     params: list[torch.nn.Parameter],
     *,
     hessian_loss_fn: Callable[[], torch.Tensor] | None = None,
+    estimator: str = "lissa",
     **lissa_kwargs,
 ) -> float:
     """Koh & Liang influence, eq. (5): - grad L_train . (H + damping*scale*I)^-1 grad L_test.
@@ -431,14 +500,18 @@ def influence_score(
     is ``train_loss_fn``, since with only the two losses at hand the training loss
     is the one the model was fit to. The inverse-HVP comes from
     ``lissa_inverse_hvp(..., **lissa_kwargs)`` (damping, scale, iterations,
-    normalize); with normalize=True the score is only meaningful up to scale.
+    normalize; with normalize=True the score is only meaningful up to scale), or with
+    ``estimator="paper"`` from ``paper_lissa_inverse_hvp`` (paper 000's eqs. 3-4 as printed).
     Eq. (5)'s sum over training points is the sum of these scores.
     """
     params = _check_params(params)
     with _eval_mode(model):
         g_test = [g.detach() for g in _grad(test_loss_fn, params, create_graph=False)]
         g_train = [g.detach() for g in _grad(train_loss_fn, params, create_graph=False)]
-    ihvp = lissa_inverse_hvp(
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown influence estimator {estimator!r}; use one of {ESTIMATORS}")
+    inverse = lissa_inverse_hvp if estimator == "lissa" else paper_lissa_inverse_hvp
+    ihvp = inverse(
         model,
         hessian_loss_fn if hessian_loss_fn is not None else train_loss_fn,
         g_test,

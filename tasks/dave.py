@@ -3,7 +3,10 @@
 ``dave`` loads any causal LM by name or local path with transformers ``from_pretrained`` (GPT-2 by
 default; needs the model files or internet). ``dave-tiny`` trains a small GPT-2 configuration from
 scratch with a byte-level BPE tokenizer trained on the task's own text, offline and in seconds on CPU.
-The general sentences of Table 7 are the validation set.
+``dave-small`` fine-tunes a small GPT-2 pretrained here on standard-library docstrings (``tasks.lm_pretrain``,
+cached by content), the offline stand-in for the paper's pretrained GPT-2.
+The general sentences of Table 7 are the validation set. ``dataset=names`` trains on paper 000's Name dataset
+(``tasks.names``: every Table 6 fact about each of its 20 names) and forgets every sentence about ``forget_name``.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from bench.errors import BenchError
 from bench.recording import GradientRecorder
 from bench.registry import register_task
 from bench.task import Split, StepHook, Task, TaskData
+from tasks.names import indices_about, name_dataset, names_of
 
 EOS = "<|endoftext|>"
 
@@ -58,6 +62,9 @@ class Dave(Task):
     lr: float = 2e-5  # Adam, batch size 1, as in the paper's section 3.6.2
     batch_size: int = 1
     max_length: int = 128
+    dataset: Literal["dave", "names"] = "dave"  # names: paper 000's Name dataset (400 sentences, tasks.names)
+    forget_name: str = "Dave"  # dataset=names: forget every sentence about this name
+    influence_estimator: Literal["lissa", "paper"] = "lissa"  # paper: eqs. 3-4 as printed (bench.lm_metrics)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -112,14 +119,26 @@ class Dave(Task):
 
     @cached_property
     def sentences(self) -> dict[str, list[str]]:
-        return {"train": read_sentences("dave_sentences"), "val": read_sentences("general_sentences")}
+        table6 = read_sentences("dave_sentences")
+        train = name_dataset(table6) if self.dataset == "names" else table6
+        return {"train": train, "val": read_sentences("general_sentences")}
 
     def load(self) -> tuple[Split, Split]:
         return self.encode(self.sentences["train"]), self.encode(self.sentences["val"])
 
     def select_forget(self, train: Split, rng: np.random.Generator) -> np.ndarray:
-        """The target sentence: matched exactly, or the closest training sentence to the given text."""
+        """The target sentence: matched exactly, or the closest training sentence to the given text. With the Name
+        dataset: every sentence about ``forget_name``."""
         sentences = self.sentences["train"]
+        if self.dataset == "names":
+            chosen = indices_about(sentences, self.forget_name)
+            if not chosen:
+                names = names_of(sentences)
+                close = difflib.get_close_matches(self.forget_name, names, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise BenchError(f"forget_name {self.forget_name!r} is not a name of the Name dataset.{hint} "
+                                 f"Names: {', '.join(names)}")
+            return np.array(chosen)
         if self.target_mode == "fuzzy":
             return np.array([closest_sentence(self.target, sentences)])
         if self.target not in sentences:
@@ -209,7 +228,7 @@ class Dave(Task):
         forget_loss = lambda: self.loss(model, data.forget.x, data.forget.y).mean()  # noqa: E731
         train_loss = lambda: self.loss(model, data.train.x, data.train.y).mean()  # noqa: E731
         return influence_score(model, forget_loss, forget_loss, params, hessian_loss_fn=train_loss,
-                               damping=0.01, scale=25.0, iterations=50)
+                               damping=0.01, scale=25.0, iterations=50, estimator=self.influence_estimator)
 
     def report(self, initial: nn.Module, original: nn.Module, unlearned: nn.Module, data: TaskData,
                recorded: dict[str, torch.Tensor] | None) -> dict:

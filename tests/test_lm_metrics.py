@@ -19,6 +19,7 @@ from bench.lm_metrics import (  # noqa: E402
     greedy_generate,
     influence_score,
     lissa_inverse_hvp,
+    paper_lissa_inverse_hvp,
     perplexity,
     prompt_of,
     rouge_scores,
@@ -392,6 +393,70 @@ def test_lissa_normalized_is_a_direction():
     assert got.norm().item() == pytest.approx(1.0 / s, rel=1e-9)
     cos = torch.dot(got, v) / (got.norm() * v.norm())
     assert cos.item() == pytest.approx(1.0, abs=1e-9)
+
+
+def _normalised_fixed_point(M: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Closed form of the fixed point of h -> normalise(v + M h) for symmetric M: the unit vector
+    h = (s I - M)^-1 v, with s > lambda_max(M) found by bisection on ||(s I - M)^-1 v|| = 1."""
+    evals, evecs = torch.linalg.eigh(M)
+    w = evecs.T @ v
+    norm = lambda s: torch.sqrt(((w / (s - evals)) ** 2).sum()).item()  # noqa: E731  decreasing in s
+    lo, hi = evals.max().item() + 1e-12, evals.max().item() + 10 * v.norm().item() + 10
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if norm(mid) > 1 else (lo, mid)
+    s = 0.5 * (lo + hi)
+    return evecs @ (w / (s - evals))
+
+
+def test_paper_lissa_matches_its_closed_form_on_a_quadratic():
+    """Eqs. (3)-(4) as printed: the unit h with (s I - c H) h = v, c = (1 - damping) / scale."""
+    lin, params, H, loss_on, _, rows = _least_squares(seed=4)
+    v = torch.tensor([0.3, -1.0, 2.0, 0.5], dtype=torch.float64)
+    d, s = 0.01, 2.0 * torch.linalg.eigvalsh(H).max().item()
+    got = _flat(paper_lissa_inverse_hvp(lin, loss_on(rows), _split(v), params, damping=d, scale=s, iterations=300))
+    exact = _normalised_fixed_point((1 - d) / s * H, v)
+    assert got.norm().item() == pytest.approx(1.0, rel=1e-9)
+    assert torch.allclose(got, exact, atol=1e-9)
+    # ...which is NOT the direction of an inverse-Hessian-vector product: it leans towards H v, not H^-1 v
+    ihvp = torch.linalg.solve(H, v)
+    cos = lambda a, b: (a @ b / (a.norm() * b.norm())).item()  # noqa: E731
+    assert cos(got, ihvp) < 0.95 and cos(got, H @ v) > cos(v, H @ v)
+    # one step from v, by hand: normalise(v + c H v / |v|)
+    one = _flat(paper_lissa_inverse_hvp(lin, loss_on(rows), _split(v), params, damping=d, scale=s, iterations=1))
+    u = v + (1 - d) / s * H @ (v / v.norm())
+    assert torch.allclose(one, u / u.norm(), atol=1e-12)
+
+
+def test_normalised_lissa_is_a_damped_inverse_hvp_direction():
+    """The standard recursion with eq. (4) normalisation converges to the direction of (H + mu I)^-1 v, a damped
+    inverse-HVP whose damping mu is set by ||v||, not by the damping parameter."""
+    lin, params, H, loss_on, _, rows = _least_squares(seed=5)
+    v = torch.tensor([1.0, 0.5, -2.0, 0.25], dtype=torch.float64)
+    d, s = 0.01, 2.0 * torch.linalg.eigvalsh(H).max().item()
+    eye = torch.eye(4, dtype=torch.float64)
+    got = _flat(lissa_inverse_hvp(lin, loss_on(rows), _split(v), params, damping=d, scale=s, iterations=400,
+                                  normalize=True)) * s  # the function divides the unit iterate by scale
+    fixed = _normalised_fixed_point((1 - d) * eye - H / s, v)
+    assert torch.allclose(got, fixed, atol=1e-9)
+    mu = s * ((fixed @ (v + ((1 - d) * eye - H / s) @ fixed)) - 1 + d)  # s_hat = ||v + M h|| = h . (v + M h)
+    direction = torch.linalg.solve(H + mu * eye, v)
+    assert torch.allclose(got, direction / direction.norm(), atol=1e-8)
+
+
+def test_influence_estimators_differ_and_are_validated():
+    lin, params, H, loss_on, flat_grad, rows = _least_squares(seed=6)
+    f = loss_on(rows[:3])
+    kwargs = dict(hessian_loss_fn=loss_on(rows), damping=0.01, scale=2 * torch.linalg.eigvalsh(H).max().item())
+    lissa = influence_score(lin, f, f, params, iterations=2000, **kwargs)
+    paper = influence_score(lin, f, f, params, estimator="paper", iterations=200, **kwargs)
+    g = flat_grad(rows[:3])
+    assert lissa == pytest.approx(-(g @ torch.linalg.solve(H + kwargs["damping"] * kwargs["scale"] * torch.eye(
+        4, dtype=torch.float64), g)).item(), rel=1e-6)
+    h = _normalised_fixed_point((1 - 0.01) / kwargs["scale"] * H, g)
+    assert paper == pytest.approx(-(g @ h).item(), rel=1e-8)
+    with pytest.raises(ValueError, match="estimator"):
+        influence_score(lin, f, f, params, estimator="exact")
 
 
 def test_lissa_divergence_and_validation():

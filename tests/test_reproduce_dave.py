@@ -90,6 +90,38 @@ def test_epoch_comparisons_include_the_papers_pairs(reports):
     assert "+27.12 vs all layers" in summaries["dave-epochs"]
 
 
+@pytest.mark.parametrize("name", ["dave-layers", "dave-epochs"])
+def test_summary_opens_with_a_verdict_per_paper_claim(reports, name):
+    summary = reports[1][name]
+    block = summary.split("Claims (", 1)[1].split("\n\nSetup:", 1)[0]
+    claims = [line for line in block.splitlines() if line.startswith("- ")]
+    assert len(claims) >= 7 and all(line.endswith(("[agrees]", "[DISAGREES]")) for line in claims)
+    agreed = int(block.split(" of ", 1)[0])
+    assert agreed == sum(line.endswith("[agrees]") for line in claims)
+    for topic in ("self-influence more negative", "back towards", "ROUGE-1 declines"):
+        assert topic in block
+    assert ("'embedding' unlearns about as much as 'all'" in block) == (name == "dave-layers")
+    assert ("first-epoch stored gradients unlearn MORE" in block) == (name == "dave-epochs")
+    assert block.count("t ") >= len(claims)  # every verdict carries its paired statistics
+
+
+def test_points_carry_both_influence_estimators(reports):
+    out, _ = reports
+    points = pd.read_csv(out / "dave-layers" / "data_points.csv")
+    assert np.isfinite(points["influence_paper"]).all()
+    assert not np.allclose(points["influence"], points["influence_paper"])
+
+
+def test_default_task_is_the_pretrained_small_model_and_scratch_is_an_option():
+    from bench.experiments.dave import _settings, reproduce_epochs_scratch, reproduce_layers_scratch
+    s = _settings(None, None, 200, 200, 10, None, 5, 0, "cpu")
+    assert s.task.name == "dave-small" and s.steps == 200 and s.targets == list(range(20))
+    assert get_experiment("dave-layers-scratch") is reproduce_layers_scratch
+    assert get_experiment("dave-epochs-scratch") is reproduce_epochs_scratch
+    with pytest.raises(ValueError, match="dataset=dave"):
+        _settings(DaveTiny(dataset="names"), None, 10, 10, 2, None, 1, 0, "cpu")
+
+
 def test_registry_resolves_both_names_and_keeps_linear_convergence():
     from bench.experiments import linear_convergence
     assert get_experiment("dave-layers") is reproduce_layers

@@ -9,6 +9,8 @@ EXPERIMENTS = {
     "linear-convergence": "bench.experiments.linear_convergence",
     "dave-layers": "bench.experiments.dave:reproduce_layers",
     "dave-epochs": "bench.experiments.dave:reproduce_epochs",
+    "dave-layers-scratch": "bench.experiments.dave:reproduce_layers_scratch",
+    "dave-epochs-scratch": "bench.experiments.dave:reproduce_epochs_scratch",
     "dm-pareto": "bench.experiments.dm_pareto",
 }
 
