@@ -85,7 +85,7 @@ class Datamodels:
 def sample_targets(n_train: int, n_val: int, forget_idx: np.ndarray, retain_count: int, val_count: int,
                    seed: int) -> np.ndarray:
     """Sorted target ids: the forget set, a seeded retain sample and a seeded validation sample."""
-    rng = np.random.default_rng(derive_seed(seed, "datamodel-targets"))
+    rng = np.random.default_rng(derive_seed(seed, "targets"))
     forget_idx = np.asarray(forget_idx, dtype=np.int64)
     retain = np.setdiff1d(np.arange(n_train), forget_idx)
     retain = rng.choice(retain, size=min(retain_count, len(retain)), replace=False)
@@ -195,19 +195,35 @@ def train_subset_models(task: Task, masks: np.ndarray, seeds: list[int], *, devi
     return models, float(sum(seconds.values()))
 
 
-def linear_datamodeling_score(task: Task, predicted: np.ndarray, actual: np.ndarray, labels: torch.Tensor) -> dict:
-    """Mean over targets of the Spearman correlation (across held-out models) of predicted vs true margins,
-    with a 95% t-interval over targets."""
-    def margins(outputs: np.ndarray) -> np.ndarray:
-        flat = torch.as_tensor(outputs).reshape(-1, outputs.shape[-1])
-        return task.margin_from_outputs(flat, labels.repeat(outputs.shape[0])).view(outputs.shape[:2]).numpy()
-
-    m_pred, m_true = margins(predicted), margins(actual)
-    rhos = np.array([stats.spearmanr(m_pred[:, j], m_true[:, j]).statistic for j in range(m_true.shape[1])])
+def lds_from_margins(predicted: np.ndarray, actual: np.ndarray) -> dict:
+    """Mean over targets of the Spearman correlation (across held-out models) of predicted vs true margins
+    [models, targets], with a 95% t-interval over targets."""
+    rhos = np.array([stats.spearmanr(predicted[:, j], actual[:, j]).statistic for j in range(actual.shape[1])])
     rhos = rhos[np.isfinite(rhos)]
     half = stats.t.ppf(0.975, len(rhos) - 1) * rhos.std(ddof=1) / np.sqrt(len(rhos)) if len(rhos) > 1 else np.nan
     return {"mean": float(rhos.mean()), "ci_low": float(rhos.mean() - half), "ci_high": float(rhos.mean() + half),
             "targets": int(len(rhos)), "held_out_models": int(predicted.shape[0])}
+
+
+def linear_datamodeling_score(task: Task, predicted: np.ndarray, actual: np.ndarray, labels: torch.Tensor) -> dict:
+    """LDS of predicted outputs [models, targets, out_dim] against the true ones (through the task margin)."""
+    def margins(outputs: np.ndarray) -> np.ndarray:
+        flat = torch.as_tensor(outputs).reshape(-1, outputs.shape[-1])
+        return task.margin_from_outputs(flat, labels.repeat(outputs.shape[0])).view(outputs.shape[:2]).numpy()
+
+    return lds_from_margins(margins(predicted), margins(actual))
+
+
+def model_inputs(task: Task, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The tensor the task actually feeds the model for inputs ``x`` (after any task-side preprocessing)."""
+    seen: list[torch.Tensor] = []
+    handle = model.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach()))
+    try:
+        with torch.no_grad():
+            task.outputs(model, x)
+    finally:
+        handle.remove()
+    return seen[0]
 
 
 def build_datamodels(task: Task, *, n_models: int, alpha: float, seed: int, device: torch.device,
