@@ -251,9 +251,9 @@ def run(spec: RunSpec, *, store: ModelStore | None = None, observe: ObserverFact
                     for seed, model, model_spec_ in zip(originals.seeds, originals.models, originals.specs)]
     datamodels = None
     if "datamodels" in method.requires:
-        from oracles.datamodels import build_datamodels
-        datamodels = build_datamodels(task, n_models=method.datamodel_models, alpha=method.alpha, seed=spec.seed,
-                                      device=device, store=store, executor=spec.executor, progress=progress, log=log)
+        from oracles.attribution import datamodels_for
+        datamodels = datamodels_for(method, task, data, seed=spec.seed, device=device, store=store,
+                                    executor=spec.executor, progress=progress, log=log)
     retrain_seconds = reference_retrain_seconds(task, data, spec.seed, device, store)
 
     unlearned, unlearn_seconds, steps_used, unlearned_cached, curves = _unlearn_all(
@@ -289,7 +289,7 @@ def run(spec: RunSpec, *, store: ModelStore | None = None, observe: ObserverFact
         "task_report": task.report(_initial_model(task, seeds["original"][0], device), originals.models[0],
                                    unlearned[0], data, recorded[0].flat if recorded else None),
         "curves": curves[0],
-        "datamodels": ({"n_models": method.datamodel_models, "alpha": method.alpha, "lds": datamodels.lds}
+        "datamodels": ({"n_models": method.datamodel_models, "alpha": method.alpha, **datamodels.describe()}
                        if datamodels is not None else None),
         "recorded_gradients": ({"bytes_by_group": recorded[0].bytes_by_group,
                                 "replay_weight_difference": max(r.replay_weight_difference for r in recorded)}

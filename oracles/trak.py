@@ -53,8 +53,8 @@ def margin_of(outputs: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
     z_y - logsumexp_{k != y} z_k (written without in-place ops so torch.func can vmap it)."""
     if outputs.shape[-1] == 1:
         return outputs.reshape(())
-    onehot = nn.functional.one_hot(label.long().reshape(1), outputs.shape[-1]).bool()
-    correct = outputs.masked_select(onehot).sum()
+    onehot = (torch.arange(outputs.shape[-1], device=outputs.device) == label.long()).reshape(1, -1)
+    correct = torch.where(onehot, outputs, torch.zeros_like(outputs)).sum()
     others = outputs.masked_fill(onehot, float("-inf")).logsumexp(-1).sum()
     return correct - others
 
@@ -172,7 +172,8 @@ def build_trak(task: Task, *, n_checkpoints: int, proj_dim: int, seed: int, devi
     log(f"TRAK for {task.name}: {n_checkpoints} checkpoints, {len(train)} train points x {len(target_ids)} "
         f"targets; scores {4 * len(train) * len(target_ids) / 1e9:.3g} GB as float32")
     none = np.array([], dtype=np.int64)
-    seeds = [derive_seed(seed, "attribution", i) for i in range(n_checkpoints)]
+    # the run's originals are models trained on the full set too: the same seeds make them cache hits
+    seeds = [derive_seed(seed, "original", i) for i in range(n_checkpoints)]
     ensemble = build_ensemble(task, none, seeds, device=device, store=store, executor=executor,
                               label="TRAK checkpoints", progress=progress, log=log)
     x_all = torch.cat([train.x, val.x])[torch.as_tensor(target_ids)]
