@@ -83,31 +83,46 @@ def _run_json(tmp_path, args):
 
 def test_dm_matching_with_trak_runs_on_digits_and_records_kind_cost_and_lds(tmp_path):
     record = _run_json(tmp_path, [
-        "run", "--method", "dm-matching", "--task", "digits", "--task-arg", "width=8", "--task-arg", "epochs=2",
+        "run", "--method", "dm-matching", "--task", "digits", "--task-arg", "width=8", "--task-arg", "epochs=1",
         "--forget-size", "10", "--n-models", "2", "--method-arg", "attribution=trak",
-        "--method-arg", "trak_checkpoints=2", "--method-arg", "trak_proj_dim=64", "--method-arg", "trak_lds_models=4",
+        "--method-arg", "trak_checkpoints=2", "--method-arg", "trak_proj_dim=64", "--method-arg", "trak_lds_models=3",
         "--method-arg", "steps=3", "--method-arg", "targets=sampled", "--method-arg", "retain_sample=50",
         "--method-arg", "val_targets=20"])
     dm = record["datamodels"]
     assert dm["kind"] == "trak" and dm["targets"] == 10 + 50 + 20
     assert dm["cost"]["checkpoints"] == 2 and dm["cost"]["projection_dim"] == 64
     assert dm["cost"]["gradient_evaluations"] > 0 and dm["cost"]["wall_seconds"] > 0
-    assert -1 <= dm["lds"]["mean"] <= 1 and dm["lds"]["held_out_models"] == 4
+    assert -1 <= dm["lds"]["mean"] <= 1 and dm["lds"]["held_out_models"] == 3
     assert np.isfinite(record["metrics"]["klom"]["forget"]["unlearned"]["mean"])
 
 
-def test_dm_matching_with_trak_runs_on_tiny_cifar(tmp_path):
+def test_dm_matching_and_dm_direct_with_trak_run_on_tiny_cifar(tmp_path):
+    """The real on-disk CIFAR format, a width-4 ResNet-9: TRAK datamodels for sampled targets, then both
+    methods unlearn one original (the full run's scoring is covered on digits above)."""
+    from bench.context import UnlearnContext
+    from bench.registry import METHODS
+    from bench.task import TaskData
+    from oracles.attribution import datamodels_for
+    from tasks.cifar10 import Cifar10
     from tests.test_vision import write_cifar
 
-    write_cifar(tmp_path / "data", per_batch=16)
-    record = _run_json(tmp_path, [
-        "run", "--method", "dm-matching", "--task", "cifar10", "--task-arg", f"data_root={tmp_path / 'data'}",
-        "--task-arg", "verify=false", "--task-arg", "width=4", "--task-arg", "epochs=1", "--task-arg", "batch_size=32",
-        "--forget-size", "4", "--n-models", "2", "--method-arg", "attribution=trak",
-        "--method-arg", "trak_checkpoints=1", "--method-arg", "trak_proj_dim=32", "--method-arg", "trak_lds_models=0",
-        "--method-arg", "steps=2", "--method-arg", "targets=sampled", "--method-arg", "retain_sample=20",
-        "--method-arg", "val_targets=8"])
-    assert record["datamodels"]["kind"] == "trak" and record["datamodels"]["targets"] == 4 + 20 + 8
+    write_cifar(tmp_path, per_batch=16)
+    task = Cifar10(data_root=str(tmp_path), verify=False, width=4, epochs=1, batch_size=32)
+    train, val = task.load()
+    data = TaskData(train, val, np.arange(4))
+    original = task.train(task.make_model(0), train, 0).eval()
+    for name in ("dm-matching", "dm-direct"):
+        method = METHODS.get(name)(attribution="trak", trak_checkpoints=1, trak_proj_dim=32, trak_lds_models=0,
+                                   targets="sampled", val_targets=8, **({"steps": 2, "retain_sample": 20}
+                                                                        if name == "dm-matching" else
+                                                                        {"retain_targets": 20}))
+        dm = datamodels_for(method, task, data, seed=0, device=CPU, store=None, executor=Executor(), progress=False)
+        assert dm.kind == "trak" and len(dm.target_ids) == 4 + 20 + 8 and dm.weights.shape == (len(train), 32)
+        unlearned = method.unlearn(original, UnlearnContext(task=task, data=data, seed=1, datamodels=dm))
+        with torch.no_grad():
+            before, after = task.margin(original, train.x[:4], train.y[:4]), task.margin(unlearned, train.x[:4],
+                                                                                          train.y[:4])
+        assert torch.isfinite(after).all() and not torch.equal(before, after)
 
 
 def test_missing_traker_gives_an_install_hint(monkeypatch, capsys):
