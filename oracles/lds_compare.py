@@ -105,6 +105,7 @@ def plot(results: dict[str, list[dict]], path: Path) -> None:
         ax.set_ylabel("LDS (Spearman, held-out subset models)")
         ax.set_title(label)
         ax.legend()
+    fig.tight_layout()
     write_atomic(path, png_bytes(fig))
 
 
