@@ -14,6 +14,7 @@ projector defaults on every construction.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import tempfile
 import time
@@ -105,7 +106,9 @@ def trak_scores(task: Task, checkpoints: list[nn.Module], x_train: torch.Tensor,
     """[n_train, n_targets] TRAK scores (float32) and the projection dimension used (capped at the
     number of parameters, beyond which the projected kernel is singular)."""
     trak = import_traker()
-    model = checkpoints[0].float().to(device).eval()
+    # a private copy: traker loads every checkpoint into this module in turn, and the state dicts below must
+    # not alias its parameters (Module.float() is in place and Tensor.float() of float32 returns itself)
+    model = copy.deepcopy(checkpoints[0]).float().to(device).eval()
     n_params = sum(p.numel() for p in model.parameters())
     dim = int(min(proj_dim, n_params))
     dev = "cpu" if device.type == "cpu" else str(device)
@@ -120,7 +123,7 @@ def trak_scores(task: Task, checkpoints: list[nn.Module], x_train: torch.Tensor,
                              save_dir=save_dir, load_from_save_dir=True, device=dev, projector=projector,
                              score_computer=_score_computer_class(), use_half_precision=False,
                              logging_level=logging.ERROR, lambda_reg=lambda_reg)
-        states = [{k: v.float() for k, v in m.state_dict().items()} for m in checkpoints]
+        states = [{k: v.detach().float().clone() for k, v in m.state_dict().items()} for m in checkpoints]
         for model_id, state in enumerate(states):
             traker.load_checkpoint(state, model_id=model_id)
             for lo in range(0, len(x_train), batch_size):

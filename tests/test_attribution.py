@@ -136,3 +136,23 @@ def test_missing_traker_gives_an_install_hint(monkeypatch, capsys):
     assert "pip install traker" in capsys.readouterr().err
     assert main(["run", "--method", "dm-direct", "--task", "linear-gaussian", "--task-arg", "n=40",
                  "--n-models", "2", "--method-arg", "attribution=tracin", "--no-cache"]) == 2
+
+
+def test_trak_leaves_its_checkpoints_untouched_and_scores_each_with_its_own_weights():
+    """Regression: traker loads every checkpoint into one module; if that module is checkpoint 0 itself (or
+    the state dicts alias it), checkpoint 0 is overwritten and its targets are scored with another model's
+    weights (measured on digits: LDS fell from +0.07 with one checkpoint to -0.05 with five)."""
+    from oracles.trak import trak_scores
+    from tasks.digits import Digits
+
+    task = Digits(width=8)
+    train, _ = task.load()
+    models = [task.make_model(seed).eval() for seed in (1, 2)]
+    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in models]
+    x, y = train.x[:40], train.y[:40]
+    two, _ = trak_scores(task, models, x, y, x[:5], y[:5], proj_dim=16, seed=0, device=CPU)
+    for model, state in zip(models, before):
+        assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    swapped, _ = trak_scores(task, models[::-1], x, y, x[:5], y[:5], proj_dim=16, seed=0, device=CPU)
+    one, _ = trak_scores(task, models[:1], x, y, x[:5], y[:5], proj_dim=16, seed=0, device=CPU)
+    assert not torch.allclose(two, one) and not torch.allclose(two, swapped)  # both checkpoints count
