@@ -241,7 +241,8 @@ def _equal_cost_lines(points: pd.DataFrame) -> list[str]:
         pool = ok[ok["method"].isin(CLAIM_BASELINES) & (ok["cost_relative_to_retrain"]
                                                           <= dm["cost_relative_to_retrain"] * (1 + TIE_TOLERANCE))]
         ratio = dm["klom_p99_avg"] / floor if floor and np.isfinite(floor) else math.nan
-        near = ("within" if ratio <= 1 + TIE_TOLERANCE else "above") + f" the noise floor ({ratio:.2f} x)"
+        near = (f"within {TIE_TOLERANCE:.0%} of" if ratio <= 1 + TIE_TOLERANCE else
+                f"more than {TIE_TOLERANCE:.0%} above") + f" the noise floor ({ratio:.2f} x)"
         if not len(pool):
             lines.append(f"  {label(dm):28s} KLoM {dm['klom_p99_avg']:.3g}, {near}; no named baseline point is as "
                          "cheap, so it is not beaten at equal cost")
