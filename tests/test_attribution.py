@@ -156,3 +156,18 @@ def test_trak_leaves_its_checkpoints_untouched_and_scores_each_with_its_own_weig
     swapped, _ = trak_scores(task, models[::-1], x, y, x[:5], y[:5], proj_dim=16, seed=0, device=CPU)
     one, _ = trak_scores(task, models[:1], x, y, x[:5], y[:5], proj_dim=16, seed=0, device=CPU)
     assert not torch.allclose(two, one) and not torch.allclose(two, swapped)  # both checkpoints count
+
+
+def test_cli_compare_writes_table_json_and_plot(tmp_path, capsys):
+    args = ["datamodels", "--compare", "--task", "linear-gaussian", "--task-arg", "n=40", "--task-arg", "d=5",
+            "--task-arg", "n_val=10", "--sizes", "20", "--checkpoints", "1", "--eval-models", "6",
+            "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "reports")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "20 subset models" in out and "1 checkpoints" in out and "95% CI" in out
+    rows = json.loads((tmp_path / "reports" / "lds_compare_linear-gaussian.json").read_text())["linear-gaussian"]
+    assert [r["kind"] for r in rows] == ["datamodels", "trak"]
+    assert rows[0]["gradient_evaluations"] == 20 * 20 and rows[1]["gradient_evaluations"] == 40 + 40 + 50
+    assert all(r["lds"]["ci_low"] <= r["lds"]["mean"] <= r["lds"]["ci_high"] for r in rows)
+    assert (tmp_path / "reports" / "lds_compare_linear-gaussian.png").read_bytes()[:4] == b"\x89PNG"
+    assert main([*args[:-4], "--eval-models", "2"]) == 2
