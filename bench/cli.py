@@ -89,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     dms.add_argument("--seed", type=_SEED, default=0)
     dms.add_argument("--ridge", type=float, default=1.0, help="ridge penalty of each regression (default 1)")
     dms.add_argument("--forget-size", type=_FORGET_SIZE, help=argparse.SUPPRESS)
+    dms.add_argument("--compare", action="store_true",
+                     help="LDS per unit of compute: datamodels at --sizes subset models vs TRAK at --checkpoints")
+    dms.add_argument("--sizes", type=parse_ids, default=[100, 300, 1000], help="with --compare (default 100,300,1000)")
+    dms.add_argument("--checkpoints", type=parse_ids, default=[1, 5, 20], help="with --compare (default 1,5,20)")
+    dms.add_argument("--eval-models", type=_N_MODELS, default=50, help="with --compare: shared held-out subset models")
+    dms.add_argument("--proj-dim", type=int_arg("--proj-dim", Range(1, 1_000_000)), default=512, help="TRAK projection dimension (default 512)")
+    dms.add_argument("--out", default="reports", help="with --compare: folder for the plot and JSON")
     _add_execution_args(dms)
 
     perf = sub.add_parser("perf", help="measure speed: batched training, epsilon scoring, caching, overhead")
@@ -256,6 +263,28 @@ def cmd_margins(args: argparse.Namespace) -> None:
     print(f"margins of {args.n_models} originals, oracles and noise-floor models: {path}")
 
 
+def cmd_datamodels_compare(args: argparse.Namespace, task) -> None:
+    """LDS with intervals and compute of datamodels and TRAK at several sizes; table, JSON and plot."""
+    from pathlib import Path
+
+    from bench.runner import resolve_device
+    from oracles.lds_compare import compare, plot, table, write_json
+    if args.eval_models < 3 or min(args.sizes) < 10 or min(args.checkpoints) < 1:
+        raise BenchError("--compare needs --eval-models >= 3, --sizes >= 10 and --checkpoints >= 1")
+    rows = compare(task, datamodel_sizes=sorted(args.sizes), trak_checkpoints=sorted(args.checkpoints),
+                   eval_models=args.eval_models, seed=args.seed, device=resolve_device(args.device),
+                   store=_store(args), executor=_executor(args), proj_dim=args.proj_dim, alpha=args.alpha,
+                   progress=True, log=_log)
+    label = task.name + (f" ({task.config_label()})" if task.config_label() else "")
+    print(table(label, rows, args.eval_models))
+    out = Path(args.out)
+    results = {label: rows}
+    stem = f"lds_compare_{task.name}"
+    write_json(results, out / f"{stem}.json")
+    plot(results, out / f"{stem}.png")
+    print(f"wrote {out / (stem + '.png')} and {out / (stem + '.json')}")
+
+
 def cmd_datamodels(args: argparse.Namespace) -> None:
     from bench.runner import resolve_device
     from oracles.datamodels import build_datamodels
@@ -267,6 +296,8 @@ def cmd_datamodels(args: argparse.Namespace) -> None:
     _preflight(args)
     if not task.supports_datamodels:
         raise BenchError(f"task '{task.name}' does not support datamodels (its outputs are not fixed-size)")
+    if args.compare:
+        return cmd_datamodels_compare(args, task)
     dm = build_datamodels(task, n_models=args.n_models, alpha=args.alpha, seed=args.seed,
                           device=resolve_device(args.device), store=_store(args), executor=_executor(args),
                           ridge=args.ridge, progress=True, log=_log)

@@ -55,32 +55,35 @@ def _summarize_recorded(infos: list[dict], prepared: dict) -> dict:
                                    "replay_weight_difference": max(i["replay_difference"] for i in infos)}}
 
 
-def _datamodel_args(plan: "UnitPlan") -> dict:
-    method = plan.method
-    return dict(n_models=method.datamodel_models, alpha=method.alpha, seed=plan.base_seed)
+def _build_datamodels(plan: "UnitPlan", data, device: torch.device, store, executor, progress: bool, log):
+    """The datamodels (or TRAK scores) the method asks for, for the targets it needs."""
+    from oracles.attribution import datamodels_for
+    return datamodels_for(plan.method, plan.task, data, seed=plan.base_seed, device=device, store=store,
+                          executor=executor, progress=progress, log=log)
 
 
 def _prepare_datamodels(plan: "UnitPlan", store, executor, progress: bool, log) -> dict:
-    from oracles.datamodels import build_datamodels
-    dm = build_datamodels(plan.task, device=torch.device(plan.device), store=store, executor=executor,
-                          progress=progress, log=log, **_datamodel_args(plan))
+    from bench.units import load_data
+    device = torch.device(plan.device)
+    dm = _build_datamodels(plan, load_data(plan.task, plan.forget_idx, device), device, store, executor,
+                           progress, log)
     return {"precompute_seconds": dm.train_seconds}
 
 
 def _datamodels(env: "UnitEnv") -> tuple[Any, dict]:
-    from oracles.datamodels import build_datamodels
-    plan = env.plan
-    args = _datamodel_args(plan)
-    key = cache_key({"task": plan.task.get_params(), "name": plan.task.name, **args, "root": str(env.store.root)})
-    dm = memoized("datamodels", key, lambda: build_datamodels(
-        plan.task, device=env.device, store=env.store, executor=_in_process(), progress=False, **args))
-    return dm, {"n_models": args["n_models"], "alpha": args["alpha"], "lds": dm.lds, "train_seconds": dm.train_seconds}
+    plan, method = env.plan, env.plan.method
+    key = cache_key({"task": plan.task.get_params(), "name": plan.task.name, "method": method.get_params(),
+                     "forget": [int(i) for i in plan.forget_idx], "seed": plan.base_seed, "root": str(env.store.root)})
+    dm = memoized("datamodels", key, lambda: _build_datamodels(plan, env.data, env.device, env.store,
+                                                                 _in_process(), False, lambda _m: None))
+    return dm, {"n_models": method.datamodel_models, "alpha": method.alpha, "describe": dm.describe(),
+                "train_seconds": dm.train_seconds}
 
 
 def _summarize_datamodels(infos: list[dict], prepared: dict) -> dict:
     info = infos[0]
     return {"precompute_seconds": info["train_seconds"],
-            "datamodels": {"n_models": info["n_models"], "alpha": info["alpha"], "lds": info["lds"]}}
+            "datamodels": {"n_models": info["n_models"], "alpha": info["alpha"], **info["describe"]}}
 
 
 def _in_process():

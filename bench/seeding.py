@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 ROLES = {"forget": 1, "original": 2, "oracle": 3, "unlearn": 4, "target": 5, "data": 6, "floor": 7,
-         "reference": 8, "score": 9, "fresh": 10}
+         "reference": 8, "score": 9, "targets": 10, "attribution": 11, "lds": 12, "fresh": 13}
 
 
 def derive_seed(base: int, role: str, index: int = 0) -> int:

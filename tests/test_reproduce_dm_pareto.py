@@ -9,7 +9,7 @@ from bench.experiments.dm_pareto import pareto_mask, reproduce
 from oracles.store import ModelStore
 from tasks.digits import Digits
 
-METHODS = ("noop", "finetune", "dm-direct", "retrain")
+METHODS = ("noop", "finetune", "dm-direct", "dm-direct-trak", "retrain")
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def test_outputs_points_front_and_summary(report):
 
     points = pd.read_csv(folder / "points.csv")
     assert sorted(zip(points["method"], points["steps"].fillna(-1))) == sorted(
-        [("noop", -1), ("finetune", 2), ("dm-direct", -1), ("retrain", -1)])
+        [("noop", -1), ("finetune", 2), ("dm-direct", -1), ("dm-direct-trak", -1), ("retrain", -1)])
     assert np.isfinite(points["klom_p99_avg"]).all() and np.isfinite(points["cost_relative_to_retrain"]).all()
     assert {"klom_p99_forget", "klom_p99_retain", "klom_p99_val", "floor_p99_avg", "precompute_seconds",
             "lds"} <= set(points.columns)
@@ -41,6 +41,9 @@ def test_outputs_points_front_and_summary(report):
     for method in points.loc[front, "method"]:
         assert method in summary.split("Pareto-optimal methods:")[1].splitlines()[0]
     assert "LDS" in summary and "one-off" in summary
+    claim = summary.split("Figure 2's claim at equal cost")[1].split("\n\n")[0]
+    assert "dm-direct-trak" in claim and "dm-direct " in claim and "noise floor" in claim
+    assert np.isfinite(points.loc[points["method"] == "dm-direct-trak", "lds"].iloc[0])
     assert (folder / "summary.txt").read_text().strip() == summary.split("\n\nwrote ")[0].strip()
 
 

@@ -30,8 +30,12 @@ matplotlib.use("Agg")
 Log = Callable[[str], None]
 NAME = "dm-pareto"
 METHOD_ORDER = ("noop", "finetune", "ga", "gdga", "neggrad-plus", "scrub", "salun", "oracle-matching",
-                "dm-matching", "dm-direct", "retrain")
-DATAMODEL_METHODS = ("dm-matching", "dm-direct")
+                "dm-matching", "dm-direct", "dm-matching-trak", "dm-direct-trak", "retrain")
+#: point names that run a registered method with fixed parameters: the TRAK variants of the datamodel methods
+VARIANTS = {"dm-matching-trak": ("dm-matching", {"attribution": "trak"}),
+            "dm-direct-trak": ("dm-direct", {"attribution": "trak"})}
+DATAMODEL_METHODS = ("dm-matching", "dm-direct", "dm-matching-trak", "dm-direct-trak")
+CLAIM_BASELINES = ("finetune", "gdga", "scrub", "neggrad-plus")  # the ones the issue names for the Fig. 2 claim
 GRADIENT_BASELINES = ("finetune", "ga", "gdga", "neggrad-plus", "scrub", "salun")
 SPLITS = ("forget", "retain", "val")
 TIE_TOLERANCE = 0.05  # KLoM ratios closer to 1 than this are called a tie, not a win
@@ -53,13 +57,13 @@ def has_step_budget(cls: type[Method]) -> bool:
 
 def plan_runs(methods: tuple[str, ...], budgets: tuple[int, ...], log: Log) -> list[tuple[str, int | None]]:
     """(method, budget) pairs to run; None means the method's own setting. Unregistered names are skipped."""
-    known = set(METHODS.names())
+    known = set(METHODS.names()) | {v for v, (base, _) in VARIANTS.items() if base in METHODS.names()}
     plan: list[tuple[str, int | None]] = []
     for name in methods:
         if name not in known:
             log(f"{NAME}: skipping '{name}': no method of that name is registered")
             continue
-        if has_step_budget(METHODS.get(name)):
+        if has_step_budget(METHODS.get(VARIANTS.get(name, (name,))[0])):
             plan.extend((name, b) for b in budgets)
         else:
             plan.append((name, None))
@@ -68,9 +72,10 @@ def plan_runs(methods: tuple[str, ...], budgets: tuple[int, ...], log: Log) -> l
 
 def make_method(name: str, steps: int | None, datamodel_models: int) -> Method:
     """The method with the budget applied and, for datamodel methods, the datamodel size."""
-    cls = METHODS.get(name)
+    base, fixed = VARIANTS.get(name, (name, {}))
+    cls = METHODS.get(base)
     params = {spec.name for spec in cls.param_specs()}
-    kwargs: dict = {}
+    kwargs: dict = dict(fixed)
     if steps is not None:
         kwargs["steps"] = steps
     if "datamodel_models" in params:
@@ -225,12 +230,44 @@ def _claim_lines(points: pd.DataFrame) -> list[str]:
             f"{baseline['cost_relative_to_retrain']:.3g} x retrain: this run {verdict}."]
 
 
+def _equal_cost_lines(points: pd.DataFrame) -> list[str]:
+    """Figure 2's claim point by point: each datamodel point against the best of finetune, gdga, scrub and
+    neggrad-plus among their points that cost no more, and against the noise floor."""
+    ok = points[(points["status"] == "ok") & np.isfinite(points["klom_p99_avg"])]
+    floor = ok["floor_p99_avg"].dropna().mean() if "floor_p99_avg" in ok else math.nan
+    lines = ["Figure 2's claim at equal cost (each datamodel point vs the best named baseline costing no more; "
+             f"noise floor KLoM {floor:.3g}):"]
+    for _, dm in ok[ok["method"].isin(DATAMODEL_METHODS)].iterrows():
+        pool = ok[ok["method"].isin(CLAIM_BASELINES) & (ok["cost_relative_to_retrain"]
+                                                          <= dm["cost_relative_to_retrain"] * (1 + TIE_TOLERANCE))]
+        ratio = dm["klom_p99_avg"] / floor if floor and np.isfinite(floor) else math.nan
+        near = (f"within {TIE_TOLERANCE:.0%} of" if ratio <= 1 + TIE_TOLERANCE else
+                f"more than {TIE_TOLERANCE:.0%} above") + f" the noise floor ({ratio:.2f} x)"
+        if not len(pool):
+            lines.append(f"  {label(dm):28s} KLoM {dm['klom_p99_avg']:.3g}, {near}; no named baseline point is as "
+                         "cheap, so it is not beaten at equal cost")
+            continue
+        best = pool.loc[pool["klom_p99_avg"].idxmin()]
+        verdict = ("beats" if dm["klom_p99_avg"] < best["klom_p99_avg"] * (1 - TIE_TOLERANCE) else
+                   "loses to" if dm["klom_p99_avg"] > best["klom_p99_avg"] * (1 + TIE_TOLERANCE) else "ties")
+        lines.append(f"  {label(dm):28s} KLoM {dm['klom_p99_avg']:.3g}, {near}; {verdict} {label(best)} "
+                     f"(KLoM {best['klom_p99_avg']:.3g} at {best['cost_relative_to_retrain']:.3g} x retrain)")
+    return lines if len(lines) > 1 else []
+
+
 def _datamodel_lines(points: pd.DataFrame, datamodel_models: int) -> list[str]:
     rows = points[points["method"].isin(DATAMODEL_METHODS) & (points["status"] == "ok")]
     if not len(rows):
         return ["Datamodels: not built (no datamodel method was run)."]
+    trak = rows[rows["method"].str.endswith("-trak")]
+    extra = ([f"TRAK variants (5 checkpoints trained on the full set, the run's originals reused from the cache): "
+              f"LDS {trak.iloc[0]['lds']:.3f}; their precompute is {trak.iloc[0]['precompute_seconds']:.3g} s."]
+             if len(trak) else [])
+    rows = rows[~rows["method"].str.endswith("-trak")]
+    if not len(rows):
+        return extra
     row = rows.iloc[0]
-    return [
+    return extra + [
         f"Datamodels: {datamodel_models} subset models (alpha-subsets of the training set), LDS "
         f"{row['lds']:.3f} (Spearman correlation of predicted and true margins on held-out subset models).",
         f"Training them (batched, several models per step) took {row['precompute_seconds']:.3g} s (= "
@@ -260,6 +297,7 @@ def summarize(points: pd.DataFrame, task: Task, n_models: int, datamodel_models:
     lines = [f"DM Pareto (paper 003, Figure 2) on {task_label(task)}: {n_models} models per ensemble, "
              f"one forget set of {task.forget_size} points ({getattr(task, 'selector', 'default')} selection)"]
     lines += _front_lines(points) + [""] + _reference_lines(points) + [""] + _claim_lines(points) + [""]
+    lines += _equal_cost_lines(points) + [""]
     lines += _datamodel_lines(points, datamodel_models) + [""]
     lines.append("Oracle Matching fits outputs of retrained models; their training is not counted in its cost "
                  "(it is the paper's upper-bound thought experiment, not a practical method).")
