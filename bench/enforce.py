@@ -56,7 +56,7 @@ def state_hash(model: nn.Module) -> str:
     for name, tensor in model.state_dict().items():
         t = tensor.detach().cpu().contiguous()
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     digest.update(bytes(m.training for m in model.modules()))
     return digest.hexdigest()
 
@@ -69,7 +69,7 @@ def data_fingerprint(data: "TaskData") -> dict[str, str]:
             if isinstance(a, torch.Tensor):
                 a = a.detach().cpu().contiguous()
                 h.update(f"{a.dtype}|{tuple(a.shape)}|".encode())
-                h.update(a.view(torch.uint8).numpy().tobytes() if a.numel() else b"")
+                h.update(a.reshape(-1).view(torch.uint8).numpy().tobytes() if a.numel() else b"")
             else:
                 arr = np.ascontiguousarray(a)
                 h.update(f"{arr.dtype}|{arr.shape}|".encode() + arr.tobytes())
