@@ -40,3 +40,7 @@ class MethodFailedError(Exception):
     contract the harness enforces (mutated its input or the data). CLI exit code 3."""
 
     exit_code = 3
+
+
+class CacheWriteError(BenchError):
+    """The model cache cannot take a write the run depends on (disk full, file-size limit). CLI exit code 2."""

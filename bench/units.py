@@ -20,7 +20,7 @@ from torch import nn
 
 from bench.enforce import budget_of, unlearn_checked
 from bench.context import Observer, UnlearnContext
-from bench.errors import DivergenceError
+from bench.errors import CacheWriteError, DivergenceError
 from bench.gradcount import count_evaluations
 from bench.locks import entry_lock
 from bench.memo import memoized
@@ -158,7 +158,11 @@ class UnitEnv:
             self.trained[role] = self.trained.get(role, 0) + n
             loaded = load_model(self.plan.task, self.store, spec, self.device)
             if loaded is None:
-                raise RuntimeError(f"unit {self.index}: the {role} model could not be stored in {self.store.root}")
+                raise CacheWriteError(
+                    f"unit {self.index}: the {role} model could not be stored in the cache {self.store.root} "
+                    "(see the 'cache: could not save' message above). Units work through the cache, so this run "
+                    "stops here; everything already cached is kept. Free space (or point --cache-dir elsewhere) "
+                    "and rerun the same command: finished units are not redone")
         return loaded
 
     def release(self, role: str) -> None:

@@ -46,7 +46,7 @@ def browse(chromium: str, profile: Path, url: str, *args: str) -> subprocess.Com
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
-    """A page from a small real run: noop, retrain and gdga on a tiny linear-gaussian task, 3 models each."""
+    """A page from a small real run: noop, retrain and gdga on a tiny linear-gaussian task, 4 models each."""
     root = tmp_path_factory.mktemp("browser")
     for method in ("noop", "retrain", "gdga"):
         write_json_atomic(root / "results" / f"{method}.json", tiny_record(method))
@@ -61,7 +61,7 @@ def test_page_renders_tables_figures_and_provenance(chromium, report, tmp_path):
     dom = parse_page(dump_dom(chromium, tmp_path, report.as_uri()))
     [table] = dom.tables.values()
     assert sorted(table_methods(table)) == ["gdga", "noop", "retrain"]
-    assert [r["method"] for r in table["floor"]] == ["noise floor (N=3)"]
+    assert [r["method"] for r in table["floor"]] == ["noise floor (N=4)"]
     assert dom.images
     for src in dom.images:
         assert src.startswith("data:image/png;base64,")
