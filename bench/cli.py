@@ -26,6 +26,16 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _add_ensemble_args(parser: argparse.ArgumentParser) -> None:
+    """Task, forget set and ensemble size: what ``oracles`` and ``margins export`` both build from."""
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--task-arg", action="append", metavar="NAME=VALUE", help="task parameter")
+    parser.add_argument("--seed", type=_SEED, default=0)
+    parser.add_argument("--forget-size", type=_FORGET_SIZE, help="shortcut for --task-arg forget_size=K")
+    parser.add_argument("--forget-ids", type=parse_ids, help="explicit forget set: comma-separated train ids")
+    parser.add_argument("--n-models", type=_N_MODELS, default=32)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
@@ -60,23 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="results", help="folder for result records (default results/)")
 
     ora = sub.add_parser("oracles", help="prebuild (and cache) original and oracle ensembles for a task")
-    ora.add_argument("--task", required=True)
-    ora.add_argument("--task-arg", action="append", metavar="NAME=VALUE", help="task parameter")
-    ora.add_argument("--seed", type=_SEED, default=0)
-    ora.add_argument("--forget-size", type=_FORGET_SIZE, help="shortcut for --task-arg forget_size=K")
-    ora.add_argument("--forget-ids", type=parse_ids, help="explicit forget set: comma-separated train ids")
-    ora.add_argument("--n-models", type=_N_MODELS, default=32)
+    _add_ensemble_args(ora)
     _add_execution_args(ora)
 
     mar = sub.add_parser("margins", help="export per-model statistics of originals and oracles for sharing")
     mar_sub = mar.add_subparsers(dest="margins_command", required=True)
     exp = mar_sub.add_parser("export", help="write margins, confidences and losses per model and split + manifest")
-    exp.add_argument("--task", required=True)
-    exp.add_argument("--task-arg", action="append", metavar="NAME=VALUE", help="task parameter")
-    exp.add_argument("--seed", type=_SEED, default=0)
-    exp.add_argument("--forget-size", type=_FORGET_SIZE, help="shortcut for --task-arg forget_size=K")
-    exp.add_argument("--forget-ids", type=parse_ids, help="explicit forget set: comma-separated train ids")
-    exp.add_argument("--n-models", type=_N_MODELS, default=32)
+    _add_ensemble_args(exp)
     exp.add_argument("--max-scored-points", type=int, default=50_000, metavar="K")
     exp.add_argument("--out", required=True, help="folder to write (manifest.json and one .npy per model and split)")
     _add_execution_args(exp)
