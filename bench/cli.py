@@ -185,9 +185,12 @@ def cmd_list() -> None:
         for name in registry.names():
             cls = registry.get(name)
             print(f"  {name:24s} {cls.description()}")
+            print(f"      from {registry.source(name).short}")
             for spec in cls.param_specs():
                 bounds = f", {spec.bounds.describe()}" if spec.bounds else ""
                 print(f"      {spec.name} = {spec.default!r}  ({spec.type_name}{bounds})")
+        for name, sources in registry.conflicts().items():
+            print(f"  {name:24s} UNUSABLE: claimed by {' and by '.join(map(str, sources))}")
         print()
 
 

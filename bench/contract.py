@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Callable, Iterator
 
 import numpy as np
@@ -31,6 +30,7 @@ from bench.context import UnlearnContext
 from bench.enforce import budget_of, data_fingerprint, state_hash, unlearn_checked
 from bench.errors import BudgetExceededError, MethodFailedError, ParamError
 from bench.method import Method
+from bench.providers import PROVIDERS, inputs_of
 from bench.seeding import derive_seed
 from bench.task import Split, Task, TaskData
 
@@ -140,49 +140,68 @@ def _probe_for_tag(tag: str, method_cls: type[Method], seed: int) -> _Probe:
 _PROBE_CACHE: dict[str, _Probe] = {}  # one original per probe task, shared by every method and rule
 
 
-@lru_cache(maxsize=16)
-def _extras(tag: str, requirement: str, seed: int) -> object:
-    """What a requirement provides on a probe (datamodels, recorded gradients, an oracle): built once."""
-    probe = _PROBE_CACHE[tag]
-    task, data, original = probe.task, probe.data, probe.original
-    if requirement == "datamodels":
-        from bench.executor import Executor
-        from oracles.datamodels import build_datamodels
-        return build_datamodels(task, n_models=24, alpha=0.5, seed=seed, device=torch.device("cpu"),
-                                store=None, executor=Executor(), progress=False)
-    if requirement == "recorded_gradients":
-        from bench.recording import totals_from_flat
-        from oracles.ensemble import model_spec
-        from oracles.recorded import record_gradients
-        original_seed = derive_seed(seed, "original")
-        flat = record_gradients(task, data.forget_idx, original_seed, original,
-                                model_spec(task, np.array([], dtype=np.int64), original_seed),
-                                torch.device("cpu"), None).flat
-        return lambda kind: totals_from_flat(flat, kind)
-    if requirement == "oracle_outputs":
-        oracle_seed = derive_seed(seed, "target")
-        oracle = task.train(task.make_model(oracle_seed), data.retain, oracle_seed).eval()
+class _ProbePlan:
+    """The part of a ``UnitPlan`` the providers read, for one method on a probe."""
 
-        def predict(x: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad():
-                return task.outputs(oracle, x)
-        return predict
-    return None
+    def __init__(self, probe: _Probe, method: Method) -> None:
+        self.task, self.method, self.forget_idx, self.base_seed = probe.task, method, probe.data.forget_idx, probe.seed
+        self.seeds = {role: [derive_seed(probe.seed, role)] for role in ("original", "target")}
+
+    def model_spec(self, role: str, i: int) -> dict:
+        from oracles.ensemble import model_spec
+        excluded = np.array([], dtype=np.int64) if role == "original" else self.forget_idx
+        return model_spec(self.task, excluded, self.seeds[role][i])
+
+
+class _ProbeEnv:
+    """What ``bench.providers`` reads from a unit (``UnitEnv``), on a probe: the providers' own code builds the
+    method's inputs here exactly as in a run, without a cache. Models are trained once per probe and role."""
+
+    def __init__(self, probe: _Probe, method: Method) -> None:
+        self.plan, self.index, self.store = _ProbePlan(probe, method), 0, None
+        self.device, self.data, self.probe = torch.device("cpu"), probe.data, probe
+        self.recorded_flat = None
+
+    def spec(self, role: str) -> dict:
+        return self.plan.model_spec(role, 0)
+
+    def model(self, role: str) -> nn.Module:
+        if role == "original":
+            return self.probe.original
+        if role != "target":
+            raise AssertionError(f"the contract probe has no {role!r} model (a provider asked for it)")
+        seed = self.plan.seeds[role][0]
+        task = self.probe.task
+        return task.train(task.make_model(seed), self.data.retain, seed).eval()
+
+
+def _probe_key(probe: _Probe) -> tuple:
+    """A probe by value (task name, parameters, seed): ids of short-lived probe tasks could be reused."""
+    return probe.task.name, json.dumps(probe.task.get_params(), sort_keys=True, default=str), probe.seed
+
+
+_PROVIDED: dict[tuple, object] = {}  # (probe, input, method params) -> the value: built once, like a run's cache
+
+#: cheaper settings for parameters whose defaults are sized for real runs (applied where a method has them)
+_PROBE_OVERRIDES = {"steps": CONTRACT_BUDGET, "datamodel_models": 24}
 
 
 def _context(method: Method, probe: _Probe) -> UnlearnContext:
-    """A fresh context (steps, generator) with every extra the method requires, built on the probe's original."""
-    tag = getattr(method, "probe", "linear")
-    extra = {req: _extras(tag, req, probe.seed) for req in ("datamodels", "recorded_gradients", "oracle_outputs")
-             if req in method.requires}
+    """A fresh context (steps, generator) with every input the method requires, built by ``bench.providers``
+    (the runner's table) on the probe's original."""
+    values = {}
+    for name in inputs_of(method.requires):
+        key = (_probe_key(probe), name, json.dumps(method.get_params(), sort_keys=True, default=str))
+        if key not in _PROVIDED:
+            _PROVIDED[key] = PROVIDERS[name].provide(_ProbeEnv(probe, method))[0]
+        values[PROVIDERS[name].field] = _PROVIDED[key]
     return UnlearnContext(task=probe.task, data=probe.data, seed=derive_seed(probe.seed, "unlearn"),
-                          max_steps=CONTRACT_BUDGET, oracle_outputs=extra.get("oracle_outputs"),
-                          recorded_gradients=extra.get("recorded_gradients"), datamodels=extra.get("datamodels"))
+                          max_steps=CONTRACT_BUDGET, **values)
 
 
 def _budgeted(method_cls: type[Method]) -> Method:
     params = method_cls().get_params()
-    overrides = {"steps": CONTRACT_BUDGET}
+    overrides = {name: value for name, value in _PROBE_OVERRIDES.items() if name in params}
     if "batch_size" in params:
         overrides["batch_size"] = 4  # exercise the method's own randomness in the determinism check
     return method_cls(**{**params, **overrides})

@@ -44,3 +44,12 @@ class MethodFailedError(Exception):
 
 class CacheWriteError(BenchError):
     """The model cache cannot take a write the run depends on (disk full, file-size limit). CLI exit code 2."""
+
+
+class DefinitionError(BenchError, TypeError):
+    """A method or task class that cannot be registered as written (no name, no ``steps``, no ``@dataclass``,
+    ``*args``/``**kwargs``); the message says what to change."""
+
+
+class NameCollisionError(BenchError, ValueError):
+    """Two sources (built-in module, plugin file, installed distribution) claim one registered name."""

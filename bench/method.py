@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from torch import nn
 
+from bench.errors import DefinitionError
 from bench.params import Configurable
 
 if TYPE_CHECKING:
@@ -39,6 +40,16 @@ class Method(Configurable, ABC):
     @abstractmethod
     def unlearn(self, model: nn.Module, ctx: "UnlearnContext") -> nn.Module:
         """Return a new, unlearned model. Never mutate ``model`` or anything in ``ctx``."""
+
+    @classmethod
+    def check_signature(cls) -> None:
+        """The hyperparameter rules of ``Configurable`` plus the step budget every method declares."""
+        super().check_signature()
+        if "steps" not in {spec.name for spec in cls.param_specs()}:
+            raise DefinitionError(
+                f"{cls.__name__} has no 'steps' hyperparameter: every method declares its step budget (the optimiser "
+                "steps it may take; the harness counts and enforces them), e.g. `steps: Steps = 100` with Steps "
+                "from bench.bounds, or `steps: Steps = 0` for a method that takes no steps")
 
     @classmethod
     def description(cls) -> str:

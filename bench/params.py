@@ -5,6 +5,7 @@ CLI can parse ``name=value`` strings into the right types without a separate sch
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import inspect
 import math
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
 from bench.bounds import Range
-from bench.errors import ParamError
+from bench.errors import DefinitionError, ParamError
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -162,6 +163,33 @@ def parse_value(text: str, annotation: Any) -> Any:
     return _parse_scalar(text, annotation)
 
 
+def _is_classvar(annotation: Any) -> bool:
+    if isinstance(annotation, str):  # ``from __future__ import annotations``
+        return annotation.replace("typing.", "").startswith("ClassVar")
+    return annotation is ClassVar or typing.get_origin(annotation) is ClassVar
+
+
+def _annotated_defaults(cls: type) -> list[tuple[str, type]]:
+    """(name, declaring class) of every annotated, non-ClassVar class attribute with a default, below the
+    framework's base classes: in a dataclass each is an ``__init__`` parameter, so one that is not marks a
+    class that lost its ``@dataclass``."""
+    found = []
+    not_init = {f.name for f in dataclasses.fields(cls) if not f.init} if dataclasses.is_dataclass(cls) else set()
+    for klass in cls.__mro__:
+        if klass is Configurable or not (isinstance(klass, type) and issubclass(klass, Configurable)):
+            continue
+        if klass.__module__ in _FRAMEWORK_BASES:
+            continue
+        for attr, annotation in vars(klass).get("__annotations__", {}).items():
+            if attr in vars(klass) and attr not in not_init and not _is_classvar(annotation) and not attr.startswith("_"):
+                found.append((attr, klass))
+    return found
+
+
+#: modules whose base classes (Method, Task) annotate attributes for documentation, not as hyperparameters
+_FRAMEWORK_BASES = frozenset({"bench.method", "bench.task", "bench.params"})
+
+
 def _type_hints(cls: type) -> dict[str, Any]:
     for target in (cls.__init__, cls):
         try:
@@ -195,20 +223,45 @@ class Configurable:
 
     @classmethod
     def check_signature(cls) -> None:
-        """Refuse classes whose hyperparameters cannot be introspected and recorded."""
+        """Refuse classes whose hyperparameters cannot be introspected and recorded, saying how to fix them."""
+        name = cls.__name__
+        dataclass_fix = "decorate it with @dataclass(kw_only=True) (from dataclasses) and give every hyperparameter a default"
+        if cls.__init__ is object.__init__:
+            raise DefinitionError(f"{name} is not a dataclass and defines no __init__, so its hyperparameters cannot "
+                                  f"be read or recorded: {dataclass_fix}")
         params = inspect.signature(cls.__init__).parameters.values()
         for param in params:
             if param.name == "self":
                 continue
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-                raise TypeError(f"{cls.__name__}.__init__ may not take *args/**kwargs; list every hyperparameter")
+                raise DefinitionError(
+                    f"{name}.__init__ takes *{'' if param.kind is param.VAR_POSITIONAL else '*'}{param.name}, so its "
+                    "hyperparameters cannot be listed or recorded: list each one as a keyword-only argument with "
+                    f"a default (def __init__(self, *, steps: int = 100, ...)), or {dataclass_fix}")
             if param.kind is not param.KEYWORD_ONLY:
-                raise TypeError(
-                    f"{cls.__name__}.__init__ parameter '{param.name}' must be keyword-only "
+                raise DefinitionError(
+                    f"{name}.__init__ parameter '{param.name}' must be keyword-only "
                     "(put it after '*', or use @dataclass(kw_only=True))"
                 )
             if param.default is param.empty:
-                raise TypeError(f"{cls.__name__}.__init__ parameter '{param.name}' needs a default")
+                raise DefinitionError(f"{name}.__init__ parameter '{param.name}' needs a default")
+        taken = {p.name for p in params}
+        for attr, owner in _annotated_defaults(cls):
+            if attr not in taken:
+                raise DefinitionError(
+                    f"{name} declares '{attr}' with a default in {owner.__name__}, but {name}.__init__ does not take "
+                    f"'{attr}', so it is never set from the command line or recorded: {owner.__name__} is probably "
+                    f"missing its decorator; {dataclass_fix} (or annotate it ClassVar[...] if it is not a "
+                    "hyperparameter)")
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled state carries the registered name: an entry point's key overrides the class's ``name`` in
+        this process (``bench.registry``), and a worker process that imports the class afresh must agree."""
+        state = dict(self.__dict__)
+        name = getattr(type(self), "name", None)
+        if isinstance(name, str):
+            state["name"] = name
+        return state
 
     def __post_init__(self) -> None:
         """Dataclass subclasses validate on construction; a subclass's own ``__post_init__`` calls super()."""

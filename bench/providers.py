@@ -72,8 +72,9 @@ def _prepare_datamodels(plan: "UnitPlan", store, executor, progress: bool, log) 
 
 def _datamodels(env: "UnitEnv") -> tuple[Any, dict]:
     plan, method = env.plan, env.plan.method
+    root = getattr(env.store, "root", None)  # no store: the contract's probe
     key = cache_key({"task": plan.task.get_params(), "name": plan.task.name, "method": method.get_params(),
-                     "forget": [int(i) for i in plan.forget_idx], "seed": plan.base_seed, "root": str(env.store.root)})
+                     "forget": [int(i) for i in plan.forget_idx], "seed": plan.base_seed, "root": str(root)})
     dm = memoized("datamodels", key, lambda: _build_datamodels(plan, env.data, env.device, env.store,
                                                                  _in_process(), False, lambda _m: None))
     return dm, {"n_models": method.datamodel_models, "alpha": method.alpha, "describe": dm.describe(),

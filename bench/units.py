@@ -8,8 +8,6 @@ At most a handful of models is alive inside a unit, whatever the ensemble size.
 """
 from __future__ import annotations
 
-import hashlib
-import inspect
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -18,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bench.code_hash import code_hash
 from bench.enforce import budget_of, unlearn_checked
 from bench.context import Observer, UnlearnContext
 from bench.errors import CacheWriteError, DivergenceError
@@ -38,13 +37,10 @@ ObserverFactory = Callable[[int, nn.Module, nn.Module], Observer]
 
 
 def method_code_hash(method: Method) -> str:
-    """Hash of the method's source file, so editing a method invalidates its cached unlearned models."""
-    module = inspect.getmodule(type(method))
-    try:
-        source = inspect.getsource(module) if module else type(method).__qualname__
-    except (OSError, TypeError):
-        source = type(method).__qualname__
-    return hashlib.sha256(source.encode()).hexdigest()[:16]
+    """Hash of the method's code (its module, the local modules it imports, the version of the distribution
+    that ships it), so editing a method or a helper it uses invalidates its cached unlearned models."""
+    from bench.registry import METHODS
+    return code_hash(type(method), METHODS.distributions_of(type(method)))
 
 
 @dataclass

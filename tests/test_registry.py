@@ -45,7 +45,7 @@ def test_duplicate_names_are_refused():
 
     registry.register(A)
     registry.register(A)  # the same class twice is harmless
-    with pytest.raises(ValueError, match="taken"):
+    with pytest.raises(ValueError, match="claimed twice.*A from.*B from"):
         registry.register(B)
 
 
