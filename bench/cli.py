@@ -181,8 +181,9 @@ def _experiments() -> dict:
 
 def cmd_list() -> None:
     for kind, registry in (("Methods", METHODS), ("Tasks", TASKS)):
+        names = registry.names()  # loads plugins first, so their warnings come before the listing
         print(f"{kind}:")
-        for name in registry.names():
+        for name in names:
             cls = registry.get(name)
             print(f"  {name:24s} {cls.description()}")
             print(f"      from {registry.source(name).short}")

@@ -23,6 +23,7 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch import nn
 
+from bench.digests import array_digest, update_digest
 from bench.errors import BudgetExceededError, MethodFailedError
 
 if TYPE_CHECKING:
@@ -54,29 +55,16 @@ def state_hash(model: nn.Module) -> str:
     """sha256 of every state-dict tensor (name, dtype, shape, bytes) and every module's train flag."""
     digest = hashlib.sha256()
     for name, tensor in model.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        digest.update(f"{name}|".encode())
+        update_digest(digest, tensor)
     digest.update(bytes(m.training for m in model.modules()))
     return digest.hexdigest()
 
 
 def data_fingerprint(data: "TaskData") -> dict[str, str]:
     """One digest per split and the forget ids, so a violation names what was changed."""
-    def digest(*arrays: object) -> str:
-        h = hashlib.sha256()
-        for a in arrays:
-            if isinstance(a, torch.Tensor):
-                a = a.detach().cpu().contiguous()
-                h.update(f"{a.dtype}|{tuple(a.shape)}|".encode())
-                h.update(a.reshape(-1).view(torch.uint8).numpy().tobytes() if a.numel() else b"")
-            else:
-                arr = np.ascontiguousarray(a)
-                h.update(f"{arr.dtype}|{arr.shape}|".encode() + arr.tobytes())
-        return h.hexdigest()
-
-    return {"train": digest(data.train.x, data.train.y), "val": digest(data.val.x, data.val.y),
-            "forget ids": digest(data.forget_idx)}
+    return {"train": array_digest(data.train.x, data.train.y), "val": array_digest(data.val.x, data.val.y),
+            "forget ids": array_digest(np.asarray(data.forget_idx))}
 
 
 class _StepCounter:

@@ -151,6 +151,8 @@ def _validate(spec: RunSpec) -> None:
     if isinstance(spec.shard, Shard) and spec.shard.index >= spec.n_models:
         raise BenchError(f"--shard {spec.shard} has no units: --n-models {spec.n_models} gives units "
                          f"0..{spec.n_models - 1}")
+    type(spec.method).check_signature()  # an unregistered class gets the registry's definition errors too
+    type(spec.task).check_signature()
     spec.method.validate()
     spec.task.validate()
     budget_of(spec.method)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bench.digests import array_bytes
 from bench.task import Split, Task, TaskData
 from oracles.store import ModelStore, cache_key
 
@@ -36,7 +37,7 @@ class ScoredPoints:
         """What enters cache keys: counts and a hash of each id list (the lists can be 50,000 long)."""
         return {"max_points": self.max_points,
                 **{split: {"n": int(len(ids)), "sha256": hashlib.sha256(
-                    np.ascontiguousarray(ids, dtype=np.int64).tobytes()).hexdigest()[:32]}
+                    array_bytes(np.asarray(ids, dtype=np.int64))).hexdigest()[:32]}
                    for split, ids in self.ids.items()}}
 
     def splits(self, data: TaskData) -> dict[str, Split]:

@@ -19,6 +19,7 @@ from scipy import stats
 from torch import nn
 from tqdm.auto import tqdm
 
+from bench.digests import array_bytes
 from bench.executor import Executor
 from bench.seeding import derive_seed
 from bench.task import Task
@@ -256,7 +257,7 @@ def build_datamodels(task: Task, *, n_models: int, alpha: float, seed: int, devi
             "recipe": task.training_recipe(), "n_models": n_models, "alpha": alpha, "seed": seed, "ridge": ridge,
             "holdout": holdout, "storage": need["storage"]}
     if targets is not None:
-        spec["targets"] = hashlib.sha256(target_ids.tobytes()).hexdigest()
+        spec["targets"] = hashlib.sha256(array_bytes(target_ids)).hexdigest()
     cost = {"subset_models": n_models, "alpha": alpha,
             "gradient_evaluations": n_models * training_gradient_evaluations(task, int(round(alpha * len(train))))}
     entry = (store.load(spec, meta={"out_dim": int, "lds": dict, "train_seconds": (int, float)})
