@@ -7,12 +7,12 @@ before the bytes, so two arrays with equal bytes but different layouts hash apar
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
 
-ArrayLike = Union[torch.Tensor, np.ndarray]
+ArrayLike = torch.Tensor | np.ndarray
 
 __all__ = ["array_bytes", "array_digest", "update_digest"]
 

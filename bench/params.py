@@ -181,7 +181,8 @@ def _annotated_defaults(cls: type) -> list[tuple[str, type]]:
         if klass.__module__ in _FRAMEWORK_BASES:
             continue
         for attr, annotation in vars(klass).get("__annotations__", {}).items():
-            if attr in vars(klass) and attr not in not_init and not _is_classvar(annotation) and not attr.startswith("_"):
+            hyper = not (_is_classvar(annotation) or attr.startswith("_") or attr in not_init)
+            if hyper and attr in vars(klass):
                 found.append((attr, klass))
     return found
 
@@ -225,7 +226,8 @@ class Configurable:
     def check_signature(cls) -> None:
         """Refuse classes whose hyperparameters cannot be introspected and recorded, saying how to fix them."""
         name = cls.__name__
-        dataclass_fix = "decorate it with @dataclass(kw_only=True) (from dataclasses) and give every hyperparameter a default"
+        dataclass_fix = ("decorate it with @dataclass(kw_only=True) (from dataclasses) and give every hyperparameter "
+                         "a default")
         if cls.__init__ is object.__init__:
             raise DefinitionError(f"{name} is not a dataclass and defines no __init__, so its hyperparameters cannot "
                                   f"be read or recorded: {dataclass_fix}")

@@ -190,7 +190,8 @@ class Registry(Generic[T]):
             warn_once(f"could not read the installed {self.kind} plugins (entry-point group {self.group}): "
                       f"{type(err).__name__}: {err}")
             return []
-        dist_name = lambda e: getattr(getattr(e, "dist", None), "name", "") or ""  # noqa: E731
+        def dist_name(e: importlib.metadata.EntryPoint) -> str:
+            return getattr(getattr(e, "dist", None), "name", "") or ""
         return sorted(found, key=lambda e: (e.name, dist_name(e), e.value))
 
     def _load_entry_points(self) -> None:

@@ -13,7 +13,8 @@ from tests.fake_dists import forget_modules, method_source
 PACKAGE = {
     "__init__.py": "",
     "method.py": method_source("Shrink", "hash-shrink").replace(
-        "from bench.optim import clone", "from bench.optim import clone\nfrom .helpers import scale\nimport hashpkg.lazy_user"),
+        "from bench.optim import clone",
+        "from bench.optim import clone\nfrom .helpers import scale\nimport hashpkg.lazy_user"),
     "helpers.py": "from hashpkg import deep\n\ndef scale(x):\n    return deep.FACTOR * x\n",
     "deep.py": "FACTOR = 0.5\n",
     "lazy_user.py": "def later():\n    from hashpkg.lazy import thing\n    return thing\n",
@@ -72,7 +73,8 @@ def test_a_plugin_file_is_keyed_on_its_sibling_helpers_only(tmp_path, monkeypatc
     (tmp_path / "plugin_other.py").write_text("X = 1\n")
     plugin = tmp_path / "hash_plugin.py"
     plugin.write_text(textwrap.dedent(method_source("FilePlugin", "hash-file-plugin"))
-                      .replace("from bench import Method", "from bench import Method, register_method\nimport plugin_helper")
+                      .replace("from bench import Method",
+                               "from bench import Method, register_method\nimport plugin_helper")
                       .replace("@dataclass", "@register_method\n@dataclass"))
     try:
         load_plugin(plugin)

@@ -147,7 +147,8 @@ def test_entry_point_key_is_the_registered_name_and_a_disagreeing_name_warns_onc
 
 
 def test_registered_name_survives_pickling_into_a_fresh_worker(registry, site):
-    _install(site, "rename-pkg", "1.0", ["renamed-key = renamepkg:Renamed"], {"renamepkg": method_source("Renamed", "own")})
+    _install(site, "rename-pkg", "1.0", ["renamed-key = renamepkg:Renamed"],
+             {"renamepkg": method_source("Renamed", "own")})
     cls = registry.get("renamed-key")
     blob = pickle.dumps(cls(steps=0))
     cls.name = "own"  # what a worker process sees after importing the module afresh
@@ -231,8 +232,9 @@ def test_a_plugin_claiming_a_builtin_name_makes_it_an_error_naming_both(global_m
     code = main(["run", "--method", "gdga", "--task", "linear-gaussian", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2
-    error = [line for line in err.splitlines() if line.startswith("error:")][0]
-    assert "built-in methods.gradient" in error and "distribution squatter==0.3" in error and "gdga = squat:Plugin" in error
+    error = next(line for line in err.splitlines() if line.startswith("error:"))
+    for part in ("built-in methods.gradient", "distribution squatter==0.3", "gdga = squat:Plugin"):
+        assert part in error
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "gdga" in out and "UNUSABLE" in out and "  finetune " in out
@@ -290,7 +292,8 @@ DEFINITIONS = {
         class M(Base):
             name = "def-sub"
             extra: float = 0.5
-        ''', "M declares 'extra' with a default in M, but M.__init__ does not take 'extra'", "@dataclass(kw_only=True)"),
+        ''', "M declares 'extra' with a default in M, but M.__init__ does not take 'extra'",
+        "@dataclass(kw_only=True)"),
     "**kwargs": ('''
         class M(Method):
             name = "def-kwargs"
