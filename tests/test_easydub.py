@@ -127,8 +127,8 @@ def test_loading_and_alignment_of_every_split(mini):
     assert train.x.shape == (40, 3, 32, 32) and train.x.dtype == torch.uint8 and len(val) == 8
     assert task.forget_size == 6 and task.select_forget(train, None).tolist() == sorted(FORGET.tolist())
     from bench.runner import make_plan, resolve_device
-    plan, data = make_plan(RunSpec(method=METHODS.get("noop")(), task=task, n_models=3, device="cpu"),
-                           ModelStore(root.parent / "c"), resolve_device("cpu"))
+    plan, _ = make_plan(RunSpec(method=METHODS.get("noop")(), task=task, n_models=3, device="cpu"),
+                        ModelStore(root.parent / "c"), resolve_device("cpu"))
     source = plan.imported
     order = np.argsort(FORGET)  # the run's forget ids are sorted; their forget files follow the file's order
     for role, k in (("oracle", 1), ("floor", 3 + 1)):
