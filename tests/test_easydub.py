@@ -369,3 +369,30 @@ def test_download_fetches_only_what_a_forget_set_needs(copy, mini, monkeypatch):
     monkeypatch.setitem(sys.modules, "huggingface_hub", types.SimpleNamespace(snapshot_download=offline))
     with pytest.raises(BenchError, match=r"downloading easydub/EasyDUB-dataset to .* failed \(OSError: no network\)"):
         task_at(copy, download=True).load()
+
+
+def test_retraining_methods_get_their_recipe(mini, tmp_path):
+    root, _ = mini
+    record = run(RunSpec(method=METHODS.get("retrain")(), task=task_at(root), n_models=2, device="cpu"),
+                 store=ModelStore(tmp_path / "c"))
+    # 34 retain points, batches of 256: one step per epoch, 24 epochs; the reference is the same recipe
+    assert record["steps_used"] == [24, 24]
+    assert record["timings"]["gradient_evals_relative_to_retrain"] == 1.0
+
+
+def test_their_one_cycle_schedule_by_hand(mini):
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+    root, _ = mini
+    task = task_at(root, epochs=6, peak_epoch=2, lr=0.4)
+    train, _ = task.load()
+    lrs = []
+    handle = register_optimizer_step_pre_hook(lambda opt, args, kwargs: lrs.append(opt.param_groups[0]["lr"]))
+    try:
+        task.train(task.make_model(0), train, seed=0)  # 40 images, batch 256: 6 steps
+    finally:
+        handle.remove()
+    # torch's one-cycle, linear: from 0.4/1e6 up to 0.4 at step pct_start * total - 1 = 2/6 * 6 - 1 = 1,
+    # then down to 0.4/1e6/1e6 at the last step (5), linearly over steps 1..5
+    low, end = 0.4 / 1e6, 0.4 / 1e12
+    expected = [low, 0.4] + [0.4 + (end - 0.4) * (s - 1) / 4 for s in range(2, 6)]
+    assert lrs == pytest.approx(expected, rel=1e-9, abs=1e-15)
