@@ -296,6 +296,19 @@ def test_missing_files_are_listed(copy):
         noop_run(task_at(copy), n=2)
 
 
+def test_nothing_to_prebuild_or_export(mini, capsys):
+    from bench.cli import main
+    root, _ = mini
+    args = ["--task", "easydub-cifar10", "--task-arg", f"root={root}", "--task-arg", "verify=false", "--task-arg",
+            f"width={WIDTH}", "--n-models", "2", "--device", "cpu"]
+    assert main(["oracles", *args]) == 2
+    assert "nothing to prebuild" in capsys.readouterr().err
+    assert main(["margins", "export", *args, "--out", str(root.parent / "x")]) == 2
+    assert "share those files" in capsys.readouterr().err
+    assert main(["run", "--method", "noop", *args, "--oracle-margins", str(root), "--out", str(root.parent / "o")]) == 2
+    assert "drop --oracle-margins" in capsys.readouterr().err
+
+
 def test_another_forget_set_is_named(copy):
     with pytest.raises(BenchError, match=r"forget_set_3\.npy is missing \(this folder has forget_set_2\.npy"):
         noop_run(task_at(copy, forget_set=3), n=2)

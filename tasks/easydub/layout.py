@@ -34,15 +34,15 @@ class Layout:
 
     def download_patterns(self, forget_set: int) -> list[str]:
         """What a run on one forget set reads: forget sets, pretrain margins and models, that set's oracle
-        margins and logits (not the 2,000 oracle checkpoints, 26 MB each, which only oracle-matching targets use)."""
+        margins and logits (not the 2,000 oracle checkpoints, 9 MB each, which only oracle-matching targets use)."""
         ds = self.dataset
         return [f"forget_sets/{ds}/*", f"margins/{ds}/pretrain/**", f"margins/{ds}/oracle/forget_{forget_set}/**",
                 f"logits/{ds}/oracle/forget_{forget_set}/**", f"models/{ds}/pretrain/**", "README.md"]
 
     def download_hint(self, root: str) -> str:
         return (f"get the dataset with: huggingface-cli download --repo-type dataset {self.hf_repo} --local-dir {root} "
-                f"(about 60 GB with every oracle checkpoint; add --include \"forget_sets/*\" \"margins/*\" \"logits/*\" "
-                f"\"models/{self.dataset}/pretrain/*\" for what runs need), or add --task-arg download=true "
+                f"(that fetches all 2,200 checkpoints; add --include \"forget_sets/*\" \"margins/*\" \"logits/*\" "
+                f"\"models/{self.dataset}/pretrain/*\" for only what runs read), or add --task-arg download=true "
                 "(needs the huggingface_hub package and internet)")
 
 
