@@ -409,3 +409,18 @@ def test_their_one_cycle_schedule_by_hand(mini):
     low, end = 0.4 / 1e6, 0.4 / 1e12
     expected = [low, 0.4] + [0.4 + (end - 0.4) * (s - 1) / 4 for s in range(2, 6)]
     assert lrs == pytest.approx(expected, rel=1e-9, abs=1e-15)
+
+
+def test_sampled_points_index_their_files(mini):
+    from bench.runner import make_plan, resolve_device
+    root, written = mini
+    plan, _ = make_plan(RunSpec(method=METHODS.get("noop")(), task=task_at(root), n_models=2, device="cpu",
+                                max_scored_points=10), ModelStore(root.parent / "s"), resolve_device("cpu"))
+    ids = plan.points.ids["retain"]
+    assert len(ids) == 10
+    retain = written["retain"].tolist()
+    at = [retain.index(i) for i in ids]  # oracle retain files hold the retain points in sorted order
+    np.testing.assert_array_equal(plan.imported.stats("floor", 0).arrays["retain"]["margin"],
+                                  written["oracle"]["retain"][2][at])
+    np.testing.assert_array_equal(plan.imported.stats("oracle", 1).arrays["val"]["margin"],
+                                  written["oracle"]["val"][1][plan.points.ids["val"]])
