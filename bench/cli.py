@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp = mar_sub.add_parser("export", help="write margins, confidences and losses per model and split + manifest")
     _add_ensemble_args(exp)
     exp.add_argument("--max-scored-points", type=int, default=50_000, metavar="K")
+    exp.add_argument("--forget-set-number", type=int_arg("--forget-set-number", Range(1, 1_000_000)), default=1,
+                     metavar="F", help="F in the EasyDUB-layout file names (forget_F, forget_set_F.npy; default 1)")
     exp.add_argument("--out", required=True, help="folder to write (manifest.json and one .npy per model and split)")
     _add_execution_args(exp)
 
@@ -105,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("reproduce", help="regenerate a figure from the source papers")
     rep.add_argument("experiment", help="one of: " + ", ".join(sorted(_experiments())))
     rep.add_argument("--out", default="reports", help="folder for CSV, figures and summary (default reports/)")
+    rep.add_argument("--task-arg", action="append", metavar="NAME=VALUE",
+                     help="settings of experiments that take them (easydub-pretrain: root=DIR, forget_set, n_models)")
 
     from bench import pretrain_cli
     pretrain_cli.add_parser(sub)
@@ -263,7 +267,8 @@ def cmd_margins(args: argparse.Namespace) -> None:
         raise BenchError("margins export reads the statistics from the model cache; drop --no-cache")
     path = export_margins(_task_from_args(args), n_models=args.n_models, out=args.out, store=store,
                           executor=_executor(args), seed=args.seed, forget_ids=args.forget_ids,
-                          max_scored_points=args.max_scored_points, device=args.device, progress=True, log=_log)
+                          max_scored_points=args.max_scored_points, device=args.device, progress=True, log=_log,
+                          forget_set_number=args.forget_set_number)
     print(f"margins of {args.n_models} originals, oracles and noise-floor models: {path}")
 
 
@@ -322,8 +327,16 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         close = difflib.get_close_matches(args.experiment, list(experiments), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         raise BenchError(f"unknown experiment '{args.experiment}'.{hint} Known: {', '.join(sorted(experiments))}")
+    import inspect
+
     from bench.experiments import get_experiment
-    summary = get_experiment(args.experiment)(Path(args.out), log=_log)
+    experiment = get_experiment(args.experiment)
+    options = {}
+    if args.task_arg:
+        if "task_args" not in inspect.signature(experiment).parameters:
+            raise BenchError(f"experiment '{args.experiment}' takes no --task-arg")
+        options["task_args"] = parse_assignments(args.task_arg, flag="--task-arg")
+    summary = experiment(Path(args.out), log=_log, **options)
     print(summary)
 
 

@@ -17,6 +17,10 @@ from oracles.store import ModelStore
 def prebuild(task: Task, *, seed: int, n_models: int, forget_ids: list[int] | None, device: str,
              executor: Executor, store: ModelStore | None, log: Callable[[str], None]) -> str:
     """Train (or verify cached) originals, oracles and noise-floor oracles; return a one-line summary each."""
+    if task.external_models() is not None:
+        from bench.errors import BenchError
+        raise BenchError(f"task '{task.name}' reads its originals and oracles from its dataset files; there is "
+                         "nothing to prebuild (run methods on it directly)")
     if store is None:
         log("warning: --no-cache given, so the ensembles built now are thrown away")
     dev = resolve_device(device)

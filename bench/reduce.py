@@ -87,7 +87,7 @@ def reduce_units(plan: "UnitPlan", store: ModelStore, spec: "RunSpec", counts: d
     arrays, utility, members = load_arrays(plan, store)
     metas = [u.meta for u in members["unlearned"]]
     distances = [m["param_distance"] for m in metas if m.get("param_distance")] if task.unique_optimum else None
-    metrics, per_example = score(arrays, utility, distances or None)
+    metrics, per_example = score(arrays, utility, distances or None, task.extra_klom_conventions)
     for name in spec.metrics:
         metrics.update(EXTRA_METRICS[name](arrays, derive_seed(spec.seed, "score")))
     unlearn_mean = float(np.mean([m["unlearn_seconds"] for m in metas]))
@@ -115,6 +115,7 @@ def reduce_units(plan: "UnitPlan", store: ModelStore, spec: "RunSpec", counts: d
             "cost_relative_to_retrain": unlearn_mean / retrain["seconds"] if retrain["seconds"] > 0 else float("inf"),
             "retrain_loadavg": retrain.get("loadavg"),
             "retrain_remeasured_for_load": retrain.get("remeasured", False),
+            **({"retrain_estimated": retrain["estimated"]} if retrain.get("estimated") else {}),
             "ensemble_train_seconds_per_model": _mean(oracle_seconds),
             "precompute_seconds": inputs.pop("precompute_seconds"),
             **cost,

@@ -173,9 +173,14 @@ def make_plan(spec: RunSpec, store: ModelStore, device: torch.device) -> tuple[U
     plan = UnitPlan(task=task, method=spec.method, protocol=spec.protocol, n_models=n, base_seed=spec.seed,
                     forget_idx=forget_idx, points=points, seeds=seeds, store_root=str(store.root),
                     device=str(device), inputs=inputs_of(spec.method.requires) if spec.method else ())
+    external = task.external_models()
     if spec.oracle_margins:
+        if external is not None:
+            raise BenchError(f"task '{task.name}' reads its oracles from its own files; drop --oracle-margins")
         from bench.margins_io import ImportedMargins
         plan.imported = ImportedMargins.open(spec.oracle_margins).check(plan)
+    elif external is not None:
+        plan.imported = external.check(plan)
     return plan, data
 
 

@@ -58,8 +58,22 @@ def _final(challenge: dict, utility: dict, role: str) -> float | None:
                        utility["val"][role]["accuracy"], utility["val"]["oracle"]["accuracy"])
 
 
-def score(arrays: Arrays, utility: Utility, param_distance: list[dict] | None = None) -> tuple[dict, dict]:
-    """(metrics, per-example arrays) for the record. ``arrays`` has no "floor" role when N < 2."""
+def _klom_convention(arrays: Arrays, convention: str) -> dict:
+    """KLoM summaries per split under another convention (e.g. EasyDUB's), unlearned and floor."""
+    out = {}
+    for name in arrays["unlearned"]:
+        m_o, m_u = arrays["oracle"][name]["margin"], arrays["unlearned"][name]["margin"]
+        if len(m_o) >= 2 and len(m_u) >= 2:
+            out[name] = {"unlearned": klom_summary(klom(m_u, m_o, convention=convention))}
+            if "floor" in arrays:
+                out[name]["floor"] = klom_summary(klom(arrays["floor"][name]["margin"], m_o, convention=convention))
+    return out
+
+
+def score(arrays: Arrays, utility: Utility, param_distance: list[dict] | None = None,
+          klom_conventions: tuple[str, ...] = ()) -> tuple[dict, dict]:
+    """(metrics, per-example arrays) for the record. ``arrays`` has no "floor" role when N < 2.
+    ``klom_conventions`` adds ``metrics["klom_<convention>"]`` beside the definition's ``metrics["klom"]``."""
     metrics: dict = {"scorer_version": SCORER_VERSION, "utility": {}, "klom": {}, "margin_rmse_to_oracle": {}}
     per_example: dict = {"klom": {}, "klom_floor": {}}
     for name in arrays["unlearned"]:
@@ -80,6 +94,8 @@ def score(arrays: Arrays, utility: Utility, param_distance: list[dict] | None = 
     if "floor" in challenge:
         challenge["floor"]["final_score"] = _final(challenge, metrics["utility"], "floor")
     metrics["challenge"] = challenge
+    for convention in klom_conventions:
+        metrics[f"klom_{convention}"] = _klom_convention(arrays, convention)
     metrics["scored_points"] = {name: int(split["margin"].shape[1]) for name, split in arrays["unlearned"].items()}
     if param_distance:
         start = [d["original"] for d in param_distance]

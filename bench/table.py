@@ -83,6 +83,9 @@ def run_table(record: dict) -> str:
                   "what a perfect method scores at this N):", _klom_frame(metrics["klom"]).to_string(), ""]
     else:
         lines += ["KLoM: needs --n-models 2 or more", ""]
+    for key in sorted(k for k in metrics if k.startswith("klom_") and metrics[k]):
+        lines += [f"KLoM under the {key[5:]} convention (bench.metrics.klom), same ensembles:",
+                  _klom_frame(metrics[key]).to_string(), ""]
     lines += [_challenge_line(metrics["challenge"]), "", "Utility, averaged over models:",
               _utility_frame(metrics["utility"]).to_string(), ""]
     gaps = ", ".join(f"{s} {_fmt(metrics['margin_rmse_to_oracle'][s])}" for s in SPLITS)

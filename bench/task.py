@@ -204,6 +204,20 @@ class Task(Configurable, ABC):
         """The forget set: ``forget_size`` distinct training positions chosen uniformly at random."""
         return np.sort(rng.choice(len(train), size=self.forget_size, replace=False))
 
+    #: KLoM conventions scored besides the definition (``bench.metrics.klom``), e.g. ("easydub",)
+    extra_klom_conventions: ClassVar[tuple[str, ...]] = ()
+
+    def external_models(self) -> object | None:
+        """Models and statistics this task reads from files instead of training (a third-party release such
+        as EasyDUB's), or None. Otherwise an object with ``check(plan)`` (returns itself), ``stats(role, i)``
+        for oracle and floor, ``supplies(role, i)``, ``model(role, i, device)`` and ``describe()``, used as
+        ``UnitPlan.imported`` exactly as exported margins are (``bench.margins_io.ImportedMargins``)."""
+        return None
+
+    def retrain_reference(self, data: TaskData, seed: int, device: torch.device) -> dict | None:
+        """The cost of retraining one model, when the task knows it without training one (None: measure it)."""
+        return None
+
     def config_label(self) -> str:
         """A warning shown with every result of this configuration (e.g. a reduced CPU setting), or ''."""
         return ""

@@ -105,6 +105,8 @@ class UnitPlan:
                 roles.append(role)
         if self.task.unique_optimum and self.imported is None:
             roles.append("oracle")
+        if self.imported is not None:  # models the import loads from files are never trained
+            roles = [r for r in roles if not self.imported.supplies(r, self.source(i) if r == "original" else i)]
         return list(dict.fromkeys(roles))
 
 
@@ -144,6 +146,11 @@ class UnitEnv:
         return self.models[role]
 
     def _get(self, role: str) -> tuple[nn.Module, dict]:
+        if self.plan.imported is not None:
+            index = self.plan.source(self.index) if role == "original" else self.index
+            supplied = self.plan.imported.model(role, index, self.device)
+            if supplied is not None:
+                return supplied
         spec = self.spec(role)
         loaded = load_model(self.plan.task, self.store, spec, self.device)
         if loaded is None:  # not prebuilt (or discarded as corrupt): train it here, under its lock

@@ -57,6 +57,7 @@ class Cifar10(VisionTask):
     """CIFAR-10 (50,000 train / 10,000 test images) with a ResNet-9 and a fast one-cycle GPU recipe."""
 
     name = "cifar10"
+    arch_label = "resnet9"  # the folder name in EasyDUB-layout margin exports
     forget_params = ("forget_size", "selector", "skew_fraction")  # they only choose the forget set
     version = "1"
     default_lr = 0.01

@@ -104,8 +104,10 @@ def test_exported_oracle_margins_give_identical_scores_without_training_oracles(
     reference = run(RunSpec(method=method, task=TINY, n_models=4), store=source)
     export_margins(TINY, n_models=4, out=tmp_path / "export", store=source, executor=Executor())
     manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
-    assert manifest["format"] == "unlearning-bench-margins" and manifest["version"] == 1
-    assert (tmp_path / "export" / "oracle" / "00003" / "forget.confidence.npy").is_file()
+    assert manifest["format"] == "unlearning-bench-margins" and manifest["version"] == 2
+    # EasyDUB's layout: the floor is oracles N..2N-1, digits' last epoch (1 of 1) is epoch 0
+    assert (tmp_path / "export" / "confidences" / "digits" / "oracle" / "forget_1" / "forget" / "mlp"
+            / "id_7_epoch_0.npy").is_file()
     fresh = ModelStore(tmp_path / "fresh")
     imported = run(RunSpec(method=method, task=TINY, n_models=4, oracle_margins=str(tmp_path / "export")),
                    store=fresh)
@@ -127,7 +129,7 @@ def test_a_mismatched_export_is_refused_naming_the_field(tmp_path):
                     oracle_margins=str(tmp_path / "export")))
     with pytest.raises(BenchError, match=r"field 'models\.oracle'"):
         run(RunSpec(method=METHODS.get("noop")(), task=TINY, n_models=5, oracle_margins=str(tmp_path / "export")))
-    victim = next((tmp_path / "export" / "oracle").rglob("forget.margin.npy"))
+    victim = next((tmp_path / "export" / "margins" / "digits" / "oracle").rglob("forget/mlp/id_0_epoch_0.npy"))
     victim.write_bytes(victim.read_bytes()[:-4] + b"\0\0\0\0")
     with pytest.raises(BenchError, match="sha256"):
         run(RunSpec(method=METHODS.get("noop")(), task=TINY, n_models=3, oracle_margins=str(tmp_path / "export")))

@@ -12,6 +12,7 @@ EXPERIMENTS = {
     "dave-layers-scratch": "bench.experiments.dave:reproduce_layers_scratch",
     "dave-epochs-scratch": "bench.experiments.dave:reproduce_epochs_scratch",
     "dm-pareto": "bench.experiments.dm_pareto",
+    "easydub-pretrain": "tasks.easydub.reproduce",  # EasyDUB's README table, from their dataset folder
 }
 
 
