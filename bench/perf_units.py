@@ -41,12 +41,13 @@ def _rss_of_run(n: int, quick: bool, cache: Path) -> float:
 
 
 def measure_units_memory(quick: bool, log: Log) -> Result:
+    """Peak RSS of a whole run at N = 8, then at N = 128 on the same cache (it reuses the 24 models of the first)."""
     small, large = 8, 32 if quick else 128
     with tempfile.TemporaryDirectory(prefix="bench-perf-rss-") as tmp:
         log(f"perf: units-memory: N={small}")
-        rss_small = _rss_of_run(small, quick, Path(tmp) / "a")
-        log(f"perf: units-memory: N={large} (trains {3 * large} models)")
-        rss_large = _rss_of_run(large, quick, Path(tmp) / "b")
+        rss_small = _rss_of_run(small, quick, Path(tmp))
+        log(f"perf: units-memory: N={large} (trains {3 * (large - small)} more models)")
+        rss_large = _rss_of_run(large, quick, Path(tmp))
     return {"small": small, "large": large, "rss_small": rss_small, "rss_large": rss_large,
             "ratio": rss_large / rss_small, "model_mb": (64 * RSS_WIDTH + RSS_WIDTH * RSS_WIDTH + 10 * RSS_WIDTH
                                                          + 2 * RSS_WIDTH + 10) * 4 / 1e6}
@@ -113,14 +114,19 @@ def _unit_digests(root: Path) -> dict[str, str]:
 
 
 def measure_units_workers(quick: bool, log: Log) -> Result:
-    """Time the units phase (start workers, load each unit's models, unlearn, score, store) at 1 and 2 workers."""
+    """Time the units phase (start workers, load each unit's models, unlearn, score, store) at 1 and 2 workers,
+    and at 2 spawned (loky) workers, which import torch and the harness themselves before their first unit."""
+    from bench.executor import fork_is_safe
     from bench.registry import METHODS
     from bench.runner import RunSpec, _train_needed, compute_units, make_plan, resolve_device
     from tasks.digits import Digits
     n = 8 if quick else 32
     task = Digits(arch="cnn", width=16, epochs=2 if quick else 10)
     method = METHODS.get("gdga")(steps=20 if quick else 100)
-    times: dict[int, dict] = {}
+    cases = {"one": Executor(workers=1), "two": Executor(workers=2)}
+    if fork_is_safe():
+        cases["two_spawned"] = Executor(workers=2, start="spawn")
+    times: dict[str, dict] = {}
     digests = {}
     with tempfile.TemporaryDirectory(prefix="bench-perf-workers-") as tmp, cli_threads():
         store = ModelStore(tmp)
@@ -128,32 +134,39 @@ def measure_units_workers(quick: bool, log: Log) -> Result:
         units = list(range(n))
         log(f"perf: units-workers: training the {3 * n} digits CNNs the units need, once")
         _train_needed(plan, units, store, Executor(workers=2), False, log)
-        for workers in (1, 2):
+        for name, executor in cases.items():
             _drop_units(Path(tmp))
             _fresh_worker_pool()
-            log(f"perf: units-workers: unlearning {n} CNNs with --workers {workers}")
+            log(f"perf: units-workers: unlearning {n} CNNs with --workers {executor.workers} ({name})")
             load = load_average()
             start = time.perf_counter()
-            counts = compute_units(plan, units, store, Executor(workers=workers), observe=None, progress=False,
+            counts = compute_units(plan, units, store, executor, observe=None, progress=False,
                                    log=lambda _m: None, temporary=False)
-            times[workers] = {"seconds": time.perf_counter() - start, "computed": counts["computed"],
-                              "load": [load, load_average()]}
-            digests[workers] = _unit_digests(Path(tmp))
-    return {"n": n, "steps": method.steps, "epochs": task.epochs, "one": times[1]["seconds"],
-            "two": times[2]["seconds"], "speedup": times[1]["seconds"] / times[2]["seconds"],
-            "computed": [times[1]["computed"], times[2]["computed"]], "load": [times[1]["load"], times[2]["load"]],
-            "same": digests[1] == digests[2] and len(digests[1]) == n}
+            times[name] = {"seconds": time.perf_counter() - start, "computed": counts["computed"],
+                           "load": [load, load_average()]}
+            digests[name] = _unit_digests(Path(tmp))
+    return {"n": n, "steps": method.steps, "epochs": task.epochs, "times": times,
+            "one": times["one"]["seconds"], "two": times["two"]["seconds"],
+            "speedup": times["one"]["seconds"] / times["two"]["seconds"],
+            "same": all(d == digests["one"] for d in digests.values()) and len(digests["one"]) == n}
 
 
 def format_units_workers(r: Result, verdict: Callable[[bool, bool], str]) -> list[str]:
     ok = r["speedup"] >= WORKERS_TARGET
-    (l1a, l1b), (l2a, l2b) = r["load"]
-    return [f"units phase of gdga ({r['steps']} steps) on {r['n']} digits CNNs (width 16, {r['epochs']} epochs; "
-            f"trained models cached, units recomputed: {r['computed']}), one torch thread per process",
-            f"  --workers 1 {r['one']:.2f} s, --workers 2 {r['two']:.2f} s (starting its workers included): "
-            f"{r['speedup']:.2f}x   target: at least {WORKERS_TARGET}x   {verdict(ok, r['quick'])}",
-            f"  1-minute load average before/after: --workers 1 {l1a}/{l1b}, --workers 2 {l2a}/{l2b}",
-            f"  unit arrays identical at 1 and 2 workers: {'yes' if r['same'] else 'no'}"]
+    times = r["times"]
+    lines = [f"units phase of gdga ({r['steps']} steps) on {r['n']} digits CNNs (width 16, {r['epochs']} epochs; "
+             f"trained models cached, units recomputed: {[t['computed'] for t in times.values()]}), "
+             "one torch thread per process",
+             f"  --workers 1 {r['one']:.2f} s, --workers 2 {r['two']:.2f} s (starting its workers included): "
+             f"{r['speedup']:.2f}x   target: at least {WORKERS_TARGET}x   {verdict(ok, r['quick'])}"]
+    if "two_spawned" in times:
+        spawned = times["two_spawned"]["seconds"]
+        lines.append(f"  --workers 2 spawned instead of forked (each worker imports torch and the harness first): "
+                     f"{spawned:.2f} s, {r['one'] / spawned:.2f}x")
+    lines += ["  1-minute load average before/after: " + ", ".join(
+                  f"{name} {t['load'][0]}/{t['load'][1]}" for name, t in times.items()),
+              f"  unit arrays identical in every case: {'yes' if r['same'] else 'no'}"]
+    return lines
 
 
 def measure_rescore(quick: bool, log: Log) -> Result:
