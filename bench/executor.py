@@ -1,10 +1,10 @@
 """Where ensemble work runs: in this process, in local worker processes, or on a Dask cluster (via joblib).
 
-Local workers are forked from this process where that is safe (Linux, CUDA not initialised here), so they
+Local workers are forked from this process where that is safe (Linux, no CUDA GPU), so they
 start with torch, the data libraries and the harness already imported: a spawned worker (joblib's loky)
 pays those imports first, which measured 4 s per worker on a quiet 2-core machine and about 20 s under
 load, most of the gap between ``--workers 2`` and twice ``--workers 1`` for units of a few seconds.
-Elsewhere (macOS, Windows, after CUDA use) they are spawned by loky.
+Elsewhere (macOS, Windows, GPU machines) they are spawned by loky.
 """
 from __future__ import annotations
 
@@ -58,11 +58,12 @@ def _init_forked_worker(parent_pid: int) -> None:
 
 
 def fork_is_safe() -> bool:
-    """Forking copies this process: fine on Linux for CPU work; not once CUDA is initialised here."""
+    """Forking copies this process: fine on Linux for CPU work. Not on a machine with a CUDA GPU: asking
+    whether one is there already initialises the driver here, and a forked child cannot use it then."""
     if not sys.platform.startswith("linux") or "fork" not in multiprocessing.get_all_start_methods():
         return False
     import torch
-    return not torch.cuda.is_initialized()
+    return not torch.cuda.is_initialized() and not torch.cuda.is_available()
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
