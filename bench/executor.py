@@ -2,8 +2,8 @@
 
 Local workers are forked from this process where that is safe (Linux, no CUDA GPU), so they
 start with torch, the data libraries and the harness already imported: a spawned worker (joblib's loky)
-pays those imports first, which measured 4 s per worker on a quiet 2-core machine and about 20 s under
-load, most of the gap between ``--workers 2`` and twice ``--workers 1`` for units of a few seconds.
+pays those imports first (torch, scikit-learn, torch._dynamo: about 20 s per worker, measured at a load
+average of 9 on 2 cores), most of the gap between ``--workers 2`` and twice ``--workers 1`` for units of a few seconds.
 Elsewhere (macOS, Windows, GPU machines) they are spawned by loky.
 """
 from __future__ import annotations
