@@ -1,10 +1,10 @@
 """Where ensemble work runs: in this process, in local worker processes, or on a Dask cluster (via joblib).
 
-Local workers are forked from this process where that is safe (Linux, no CUDA GPU), so they
-start with torch, the data libraries and the harness already imported: a spawned worker (joblib's loky)
-pays those imports first (torch, scikit-learn, torch._dynamo: about 20 s per worker, measured at a load
-average of 9 on 2 cores), most of the gap between ``--workers 2`` and twice ``--workers 1`` for units of a few seconds.
-Elsewhere (macOS, Windows, GPU machines) they are spawned by loky.
+Local workers are forked from this process where that is safe (Linux, no CUDA GPU), so they start with
+torch, the data libraries and the harness already imported. A spawned worker (joblib's loky) pays those
+imports first (torch, scikit-learn, torch._dynamo: about 20 s per worker, measured at a load average of 9
+on 2 cores): most of the gap between ``--workers 2`` and twice ``--workers 1`` for units of a few seconds.
+Elsewhere (macOS, Windows, GPU machines) workers are spawned by loky.
 """
 from __future__ import annotations
 
