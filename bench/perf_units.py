@@ -61,15 +61,15 @@ def format_units_memory(r: Result, verdict: Callable[[bool, bool], str]) -> list
             f"  holding every ensemble would add about {4 * r['large'] * r['model_mb']:.0f} MB at N={r['large']}"]
 
 
-def _drop_units(root: Path) -> int:
-    """Delete unit and unlearned entries (keeping trained models and their statistics)."""
+def _drop_units(root: Path, kinds: tuple[str, ...] = ("unit", "unlearned")) -> int:
+    """Delete unit and unlearned entries (by default; ``kinds`` names others) and keep the trained models."""
     dropped = 0
     for manifest in root.rglob("*.json"):
         try:
             kind = json.loads(manifest.read_text())["spec"].get("kind")
         except (ValueError, KeyError, FileNotFoundError):
             continue
-        if kind in ("unit", "unlearned"):
+        if kind in kinds:
             manifest.with_suffix(".safetensors").unlink(missing_ok=True)
             manifest.unlink()
             dropped += 1
@@ -114,8 +114,9 @@ def _unit_digests(root: Path) -> dict[str, str]:
 
 
 def measure_units_workers(quick: bool, log: Log) -> Result:
-    """Time the units phase (start workers, load each unit's models, unlearn, score, store) at 1 and 2 workers,
-    and at 2 spawned (loky) workers, which import torch and the harness themselves before their first unit."""
+    """Time the units phase (start workers; per unit: load its models, their statistics, unlearn, score, store)
+    at 1 and 2 workers, and at 2 spawned (loky) workers, which import torch and the harness before their first
+    unit. Trained models stay cached; everything a unit computes is dropped before each case."""
     from bench.executor import fork_is_safe
     from bench.registry import METHODS
     from bench.runner import RunSpec, _train_needed, compute_units, make_plan, resolve_device
@@ -134,8 +135,8 @@ def measure_units_workers(quick: bool, log: Log) -> Result:
         units = list(range(n))
         log(f"perf: units-workers: training the {3 * n} digits CNNs the units need, once")
         _train_needed(plan, units, store, Executor(workers=2), False, log)
-        for name, executor in cases.items():
-            _drop_units(Path(tmp))
+        for name, executor in cases.items():  # each case computes the same: statistics, unlearning, scores
+            _drop_units(Path(tmp), ("unit", "unlearned", "statistics"))
             _fresh_worker_pool()
             log(f"perf: units-workers: unlearning {n} CNNs with --workers {executor.workers} ({name})")
             load = load_average()
