@@ -103,6 +103,12 @@ def _fresh_worker_pool() -> None:
     get_reusable_executor().shutdown(wait=True)
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds used by this process and its finished (reaped) children."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def _unit_digests(root: Path) -> dict[str, str]:
     """sha256 of every unit entry (their arrays), by file name: equal digests mean identical arrays."""
     digests = {}
@@ -139,12 +145,14 @@ def measure_units_workers(quick: bool, log: Log) -> Result:
             _drop_units(Path(tmp), ("unit", "unlearned", "statistics"))
             _fresh_worker_pool()
             log(f"perf: units-workers: unlearning {n} CNNs with --workers {executor.workers} ({name})")
-            load = load_average()
+            load, cpu = load_average(), _cpu_seconds()
             start = time.perf_counter()
             counts = compute_units(plan, units, store, executor, observe=None, progress=False,
                                    log=lambda _m: None, temporary=False)
-            times[name] = {"seconds": time.perf_counter() - start, "computed": counts["computed"],
-                           "load": [load, load_average()]}
+            seconds = time.perf_counter() - start
+            _fresh_worker_pool()  # reap spawned workers, so their CPU time is counted
+            times[name] = {"seconds": seconds, "computed": counts["computed"], "load": [load, load_average()],
+                           "cpu": _cpu_seconds() - cpu}
             digests[name] = _unit_digests(Path(tmp))
     return {"n": n, "steps": method.steps, "epochs": task.epochs, "times": times,
             "one": times["one"]["seconds"], "two": times["two"]["seconds"],
@@ -164,7 +172,11 @@ def format_units_workers(r: Result, verdict: Callable[[bool, bool], str]) -> lis
         spawned = times["two_spawned"]["seconds"]
         lines.append(f"  --workers 2 spawned instead of forked (each worker imports torch and the harness first): "
                      f"{spawned:.2f} s, {r['one'] / spawned:.2f}x")
-    lines += ["  1-minute load average before/after: " + ", ".join(
+    lines += ["  CPU seconds used (cores busy on average): " + ", ".join(
+                  f"{name} {t['cpu']:.1f} ({t['cpu'] / t['seconds']:.2f})" for name, t in times.items()),
+              "  (with the machine shared, the kernel's per-session CPU share can cap --workers 2 at the cores "
+              "--workers 1 got)",
+              "  1-minute load average before/after: " + ", ".join(
                   f"{name} {t['load'][0]}/{t['load'][1]}" for name, t in times.items()),
               f"  unit arrays identical in every case: {'yes' if r['same'] else 'no'}"]
     return lines
