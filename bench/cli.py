@@ -20,6 +20,9 @@ _N_MODELS = int_arg("--n-models", Range(1, 100_000))
 _WORKERS = int_arg("--workers", Range(1, 4096))
 _THREADS = int_arg("--threads", Range(1, 1024))
 _FORGET_SIZE = int_arg("--forget-size", Range())  # its range depends on the train set: checked there
+# the names of bench.perf.MEASUREMENTS, listed here so --help does not import it (a test keeps them equal)
+PERF_MEASUREMENTS = ("batched-training", "epsilon", "cache", "overhead", "vision-training", "units-memory",
+                     "units-workers", "rescore", "shards")
 
 
 def _log(message: str) -> None:
@@ -102,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     perf = sub.add_parser("perf", help="measure speed: batched training, epsilon scoring, caching, overhead")
     perf.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke test")
-    perf.add_argument("--only", action="append", help="run only the named measurement(s)")
+    perf.add_argument("--only", action="append", metavar="NAME",
+                      help="run only this measurement (repeat for several): " + ", ".join(PERF_MEASUREMENTS))
 
     rep = sub.add_parser("reproduce", help="regenerate a figure from the source papers")
     rep.add_argument("experiment", help="one of: " + ", ".join(sorted(_experiments())))

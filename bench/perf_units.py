@@ -1,13 +1,17 @@
 """``bench perf`` measurements of runs as work units: memory vs N, workers, cached re-scoring, shard merge."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+
+import torch
 
 from bench.errors import BenchError
 from bench.executor import Executor
@@ -37,12 +41,13 @@ def _rss_of_run(n: int, quick: bool, cache: Path) -> float:
 
 
 def measure_units_memory(quick: bool, log: Log) -> Result:
+    """Peak RSS of a whole run at N = 8, then at N = 128 on the same cache (it reuses the 24 models of the first)."""
     small, large = 8, 32 if quick else 128
     with tempfile.TemporaryDirectory(prefix="bench-perf-rss-") as tmp:
         log(f"perf: units-memory: N={small}")
-        rss_small = _rss_of_run(small, quick, Path(tmp) / "a")
-        log(f"perf: units-memory: N={large} (trains {3 * large} models)")
-        rss_large = _rss_of_run(large, quick, Path(tmp) / "b")
+        rss_small = _rss_of_run(small, quick, Path(tmp))
+        log(f"perf: units-memory: N={large} (trains {3 * (large - small)} more models)")
+        rss_large = _rss_of_run(large, quick, Path(tmp))
     return {"small": small, "large": large, "rss_small": rss_small, "rss_large": rss_large,
             "ratio": rss_large / rss_small, "model_mb": (64 * RSS_WIDTH + RSS_WIDTH * RSS_WIDTH + 10 * RSS_WIDTH
                                                          + 2 * RSS_WIDTH + 10) * 4 / 1e6}
@@ -56,80 +61,173 @@ def format_units_memory(r: Result, verdict: Callable[[bool, bool], str]) -> list
             f"  holding every ensemble would add about {4 * r['large'] * r['model_mb']:.0f} MB at N={r['large']}"]
 
 
-def _drop_units(root: Path) -> int:
-    """Delete unit and unlearned entries (keeping trained models and their statistics)."""
+def _drop_units(root: Path, kinds: tuple[str, ...] = ("unit", "unlearned")) -> int:
+    """Delete unit and unlearned entries (by default; ``kinds`` names others) and keep the trained models."""
     dropped = 0
     for manifest in root.rglob("*.json"):
         try:
             kind = json.loads(manifest.read_text())["spec"].get("kind")
         except (ValueError, KeyError, FileNotFoundError):
             continue
-        if kind in ("unit", "unlearned"):
+        if kind in kinds:
             manifest.with_suffix(".safetensors").unlink(missing_ok=True)
             manifest.unlink()
             dropped += 1
     return dropped
 
 
+def load_average() -> float | None:
+    """The 1-minute load average: other work on the machine, shown next to every timing."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
+@contextlib.contextmanager
+def cli_threads() -> Iterator[None]:
+    """One torch thread in this process on CPU, as ``bench run`` sets it (``--threads``), so in-process timings
+    are what a user's command does; restored afterwards."""
+    before = torch.get_num_threads()
+    if not torch.cuda.is_available():
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fresh_worker_pool() -> None:
+    """Stop joblib's reusable loky workers, so a timed run pays for starting its own, as a new command does."""
+    from joblib.externals.loky import get_reusable_executor
+    get_reusable_executor().shutdown(wait=True)
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds used by this process and its finished (reaped) children."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _unit_digests(root: Path) -> dict[str, str]:
+    """sha256 of every unit entry (their arrays), by file name: equal digests mean identical arrays."""
+    digests = {}
+    for manifest in root.rglob("*.json"):
+        entry = json.loads(manifest.read_text())
+        if entry.get("spec", {}).get("kind") == "unit":
+            digests[manifest.name] = entry["sha256"]
+    return digests
+
+
 def measure_units_workers(quick: bool, log: Log) -> Result:
+    """Time the units phase (start workers; per unit: load its models, their statistics, unlearn, score, store)
+    at 1 and 2 workers, and at 2 spawned (loky) workers, which import torch and the harness before their first
+    unit. Trained models stay cached; everything a unit computes is dropped before each case."""
+    from bench.executor import fork_is_safe
     from bench.registry import METHODS
-    from bench.runner import RunSpec, run
+    from bench.runner import RunSpec, _train_needed, compute_units, make_plan, resolve_device
     from tasks.digits import Digits
     n = 8 if quick else 32
     task = Digits(arch="cnn", width=16, epochs=2 if quick else 10)
     method = METHODS.get("gdga")(steps=20 if quick else 100)
-    times = {}
-    with tempfile.TemporaryDirectory(prefix="bench-perf-workers-") as tmp:
+    cases = {"one": Executor(workers=1), "two": Executor(workers=2)}
+    if fork_is_safe():
+        cases["two_spawned"] = Executor(workers=2, start="spawn")
+    times: dict[str, dict] = {}
+    digests = {}
+    with tempfile.TemporaryDirectory(prefix="bench-perf-workers-") as tmp, cli_threads():
         store = ModelStore(tmp)
-        log(f"perf: units-workers: training {3 * n} digits CNNs once")
-        run(RunSpec(method=method, task=task, n_models=n, executor=Executor(workers=2)), store=store)
-        for workers in (1, 2):
-            _drop_units(Path(tmp))
-            log(f"perf: units-workers: unlearning {n} CNNs with --workers {workers}")
+        plan, _ = make_plan(RunSpec(method=method, task=task, n_models=n), store, resolve_device("cpu"))
+        units = list(range(n))
+        log(f"perf: units-workers: training the {3 * n} digits CNNs the units need, once")
+        _train_needed(plan, units, store, Executor(workers=2), False, log)
+        for name, executor in cases.items():  # each case computes the same: statistics, unlearning, scores
+            _drop_units(Path(tmp), ("unit", "unlearned", "statistics"))
+            _fresh_worker_pool()
+            log(f"perf: units-workers: unlearning {n} CNNs with --workers {executor.workers} ({name})")
+            load, cpu = load_average(), _cpu_seconds()
             start = time.perf_counter()
-            record = run(RunSpec(method=method, task=task, n_models=n, executor=Executor(workers=workers)),
-                         store=store)
-            times[workers] = (time.perf_counter() - start, record["units"]["computed"])
-    return {"n": n, "one": times[1][0], "two": times[2][0], "speedup": times[1][0] / times[2][0],
-            "computed": [times[1][1], times[2][1]]}
+            counts = compute_units(plan, units, store, executor, observe=None, progress=False,
+                                   log=lambda _m: None, temporary=False)
+            seconds = time.perf_counter() - start
+            _fresh_worker_pool()  # reap spawned workers, so their CPU time is counted
+            times[name] = {"seconds": seconds, "computed": counts["computed"], "load": [load, load_average()],
+                           "cpu": _cpu_seconds() - cpu}
+            digests[name] = _unit_digests(Path(tmp))
+    return {"n": n, "steps": method.steps, "epochs": task.epochs, "times": times,
+            "one": times["one"]["seconds"], "two": times["two"]["seconds"],
+            "speedup": times["one"]["seconds"] / times["two"]["seconds"],
+            "same": all(d == digests["one"] for d in digests.values()) and len(digests["one"]) == n}
 
 
 def format_units_workers(r: Result, verdict: Callable[[bool, bool], str]) -> list[str]:
     ok = r["speedup"] >= WORKERS_TARGET
-    return [f"gdga unlearning {r['n']} digits CNNs (models cached; units recomputed: {r['computed']}), whole run",
-            f"  --workers 1 {r['one']:.2f} s, --workers 2 {r['two']:.2f} s (includes starting the workers): "
-            f"{r['speedup']:.2f}x   target: at least {WORKERS_TARGET}x   {verdict(ok, r['quick'])}"]
+    times = r["times"]
+    lines = [f"units phase of gdga ({r['steps']} steps) on {r['n']} digits CNNs (width 16, {r['epochs']} epochs; "
+             f"trained models cached, units recomputed: {[t['computed'] for t in times.values()]}), "
+             "one torch thread per process",
+             f"  --workers 1 {r['one']:.2f} s, --workers 2 {r['two']:.2f} s (starting its workers included): "
+             f"{r['speedup']:.2f}x   target: at least {WORKERS_TARGET}x   {verdict(ok, r['quick'])}"]
+    if "two_spawned" in times:
+        spawned = times["two_spawned"]["seconds"]
+        lines.append(f"  --workers 2 spawned instead of forked (each worker imports torch and the harness first): "
+                     f"{spawned:.2f} s, {r['one'] / spawned:.2f}x")
+    lines += ["  CPU seconds used (cores busy on average): " + ", ".join(
+                  f"{name} {t['cpu']:.1f} ({t['cpu'] / t['seconds']:.2f})" for name, t in times.items()),
+              "  (with the machine shared, the kernel's per-session CPU share can cap --workers 2 at the cores "
+              "--workers 1 got)",
+              "  1-minute load average before/after: " + ", ".join(
+                  f"{name} {t['load'][0]}/{t['load'][1]}" for name, t in times.items()),
+              f"  unit arrays identical in every case: {'yes' if r['same'] else 'no'}"]
+    return lines
 
 
 def measure_rescore(quick: bool, log: Log) -> Result:
+    """A cold digits run at the task's defaults, then the same run three times with every unit cached."""
     from bench.registry import METHODS
     from bench.runner import RunSpec, run
     from tasks.digits import Digits
     import statistics
     n = 8 if quick else 64
-    spec = RunSpec(method=METHODS.get("gdga")(), task=Digits(epochs=3 if quick else 30), n_models=n)
-    with tempfile.TemporaryDirectory(prefix="bench-perf-rescore-") as tmp:
+    spec = RunSpec(method=METHODS.get("gdga")(), task=Digits(epochs=3) if quick else Digits(), n_models=n)
+    with tempfile.TemporaryDirectory(prefix="bench-perf-rescore-") as tmp, cli_threads():
         store = ModelStore(tmp)
         log(f"perf: rescore: cold run, digits N={n}")
+        load = [load_average()]
         start = time.perf_counter()
         cold = run(spec, store=store)
         cold_s = time.perf_counter() - start
-        warm = []
+        warm, remeasured, cached = [], 0, []
         for _ in range(3):
+            load.append(load_average())
             start = time.perf_counter()
             again = run(spec, store=store)
             warm.append(time.perf_counter() - start)
+            remeasured += bool(again["timings"].get("retrain_remeasured_for_load"))
+            cached.append(again["units"]["cached"])
     warm_s = statistics.median(warm)
-    same = json.dumps([cold["metrics"], cold["per_example"]]) == json.dumps([again["metrics"], again["per_example"]])
-    return {"n": n, "cold_s": cold_s, "warm_s": warm_s, "ratio": cold_s / warm_s, "same": same}
+    same = (json.dumps([cold["metrics"], cold["per_example"]], sort_keys=True)
+            == json.dumps([again["metrics"], again["per_example"]], sort_keys=True))
+    return {"n": n, "epochs": spec.task.epochs, "cold_s": cold_s, "warm_s": warm_s, "warm": warm,
+            "ratio": cold_s / warm_s, "same": same, "load": load, "remeasured": remeasured,
+            "all_cached": all(c == n for c in cached)}
 
 
 def format_rescore(r: Result, verdict: Callable[[bool, bool], str]) -> list[str]:
     ok = r["ratio"] >= RESCORE_TARGET
-    return [f"gdga on digits, N={r['n']}, in this process: every unit cached -> arrays only, no model loaded",
-            f"  cold {r['cold_s']:.2f} s, cached re-score {r['warm_s']:.3f} s (median of 3): {r['ratio']:.0f}x   "
-            f"target: at least {RESCORE_TARGET:.0f}x   {verdict(ok, r['quick'])}",
-            f"  scores identical: {'yes' if r['same'] else 'no'}"]
+    lines = [f"gdga on digits (defaults: MLP, {r['epochs']} epochs), N={r['n']}, in this process, one torch thread: "
+             "every unit cached -> arrays only, no model loaded",
+             f"  cold {r['cold_s']:.2f} s, cached re-score {r['warm_s']:.3f} s (median of "
+             f"{', '.join(f'{w:.3f}' for w in r['warm'])}): {r['ratio']:.0f}x   "
+             f"target: at least {RESCORE_TARGET:.0f}x   {verdict(ok, r['quick'])}",
+             f"  1-minute load average before the cold run and each re-score: "
+             f"{', '.join(str(x) for x in r['load'])}",
+             f"  every unit cached in each re-score: {'yes' if r['all_cached'] else 'no'}; "
+             f"scores identical: {'yes' if r['same'] else 'no'}"]
+    if r["remeasured"]:
+        lines.append(f"  {r['remeasured']} re-score(s) remeasured the reference retrain because the load changed "
+                     "a lot since it was timed: they include training one model")
+    return lines
 
 
 def measure_shards(quick: bool, log: Log) -> Result:

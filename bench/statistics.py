@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from bench.digests import array_bytes
+from bench.forward_memo import one_forward_per_input
 from bench.task import Split, Task, TaskData
 from oracles.store import ModelStore, cache_key
 
@@ -88,12 +89,13 @@ def compute_stats(task: Task, model: nn.Module, splits: dict[str, Split]) -> Mod
     """Margins, losses and utility on every split; the challenge confidence on the forget split."""
     arrays, utility = {}, {}
     for name, split in splits.items():
-        arrays[name] = {"margin": task.margin(model, split.x, split.y).float().cpu().numpy(),
-                        "loss": task.loss(model, split.x, split.y).float().cpu().numpy()}
-        if name == "forget":
-            arrays[name]["confidence"] = np.asarray(task.challenge_statistic(model, split.x, split.y),
-                                                    dtype=np.float64)
-        utility[name] = task.evaluate(model, split)
+        with one_forward_per_input(model):  # the task's four statistics share one forward pass
+            arrays[name] = {"margin": task.margin(model, split.x, split.y).float().cpu().numpy(),
+                            "loss": task.loss(model, split.x, split.y).float().cpu().numpy()}
+            if name == "forget":
+                arrays[name]["confidence"] = np.asarray(task.challenge_statistic(model, split.x, split.y),
+                                                        dtype=np.float64)
+            utility[name] = task.evaluate(model, split)
     return ModelStats(arrays, utility, {"utility": utility})
 
 

@@ -81,16 +81,19 @@ def test_sigkill_during_unlearning_then_resume_gives_the_uninterrupted_record(tm
     assert _scores(_record(out)) == _scores(_uninterrupted(tmp_path))
 
 
-def test_two_concurrent_identical_runs_train_each_model_once(tmp_path):
+def test_concurrent_identical_and_different_runs_share_one_cache_and_train_each_model_once(tmp_path):
     cache = tmp_path / "cache"
     procs = [_bench(cache, tmp_path / f"out{k}", steps=30) for k in range(2)]
+    procs.append(_bench(cache, tmp_path / "out-noop", "--method", "noop"))  # a different method, same models
     errs = [p.communicate(timeout=600)[1] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], errs
+    assert [p.returncode for p in procs] == [0, 0, 0], errs
     records = [_record(tmp_path / f"out{k}") for k in range(2)]
+    noop = _record(tmp_path / "out-noop")
+    assert noop["method"]["name"] == "noop" and records[0]["method"]["name"] == "gdga"
     assert _scores(records[0]) == _scores(records[1])
     for role in ("originals", "oracles", "floor"):
-        assert sum(6 - r["cache"][role] for r in records) == 6, (role, [r["cache"] for r in records])
-    assert sum(r["units"]["computed"] for r in records) == 6
+        assert sum(6 - r["cache"][role] for r in [*records, noop]) == 6, (role, [r["cache"] for r in records])
+    assert sum(r["units"]["computed"] for r in records) == 6 and noop["units"]["computed"] == 6
     store = ModelStore(cache)
     for manifest in cache.rglob("*.json"):  # every entry verifies
         spec = json.loads(manifest.read_text())["spec"]

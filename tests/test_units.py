@@ -155,24 +155,6 @@ def test_cost_is_counted_in_gradient_evaluations():
         "unlearn_gradient_evals_mean"] == 0
 
 
-def test_dask_unlearning_equals_local_bit_for_bit(tmp_path):
-    import shutil
-    from bench.perf_units import _drop_units
-    method = METHODS.get("gdga")(steps=3)
-    local = run(RunSpec(method=method, task=TINY, n_models=3), store=ModelStore(tmp_path / "local"))
-    shutil.copytree(tmp_path / "local", tmp_path / "dask")
-    assert _drop_units(tmp_path / "dask") == 6  # the same trained models; unlearning and scoring redone on Dask
-    dask = run(RunSpec(method=method, task=TINY, n_models=3, executor=Executor(backend="dask", workers=2)),
-               store=ModelStore(tmp_path / "dask"))
-    assert dask["units"]["computed"] == 3
-    assert _scores(dask) == _scores(local)
-    for manifest in (tmp_path / "local").rglob("*.json"):  # unlearned weights and unit arrays, byte for byte
-        entry = json.loads(manifest.read_text())
-        if entry.get("spec", {}).get("kind") in ("unlearned", "unit"):
-            twin = tmp_path / "dask" / manifest.relative_to(tmp_path / "local")
-            assert json.loads(twin.read_text())["sha256"] == entry["sha256"]
-
-
 def test_unknown_requirement_is_a_clear_error():
     with pytest.raises(BenchError, match="no provider supplies"):
         inputs_of(frozenset({"telepathy"}))
@@ -223,3 +205,38 @@ def test_reference_retrain_is_remeasured_when_the_load_differs_a_lot(tmp_path, m
     monkeypatch.setattr(cost, "load_average", lambda: 0.1 + max(1.0, 0.5 * (os.cpu_count() or 1)) + 0.5)
     busy = cost.reference_retrain(TINY, data, 0, torch.device("cpu"), store)
     assert busy["remeasured"] and busy["gradient_evals"] == first["gradient_evals"] == TINY.epochs * (len(train) - 6)
+
+
+def _unit_digests(root) -> dict:
+    from bench.perf_units import _unit_digests as digests
+    return digests(root)
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_forked_and_spawned_workers_store_the_in_process_arrays_bit_for_bit(tmp_path, start):
+    import shutil
+    from bench.perf_units import _drop_units
+    method = METHODS.get("gdga")(steps=3)
+    local = run(RunSpec(method=method, task=TINY, n_models=3), store=ModelStore(tmp_path / "local"))
+    shutil.copytree(tmp_path / "local", tmp_path / start)
+    assert _drop_units(tmp_path / start) == 6
+    workers = run(RunSpec(method=method, task=TINY, n_models=3, executor=Executor(workers=2, start=start)),
+                  store=ModelStore(tmp_path / start))
+    assert workers["units"]["computed"] == 3
+    assert _scores(workers) == _scores(local)
+    assert _unit_digests(tmp_path / start) == _unit_digests(tmp_path / "local") and len(_unit_digests(
+        tmp_path / "local")) == 3
+
+
+def _fails_on_two(i: int) -> int:
+    if i == 2:
+        raise BenchError(f"job {i} refused")
+    return i * i
+
+
+def test_a_worker_error_reaches_the_caller_and_the_pool_stops():
+    assert list(Executor(workers=2, start="fork").map(_fails_on_two, [(0,), (1,), (3,)])) == [0, 1, 9]
+    with pytest.raises(BenchError, match="job 2 refused"):
+        list(Executor(workers=2, start="fork").map(_fails_on_two, [(i,) for i in range(6)]))
+    with pytest.raises(BenchError, match="unknown worker start"):
+        Executor(workers=2, start="thread")
