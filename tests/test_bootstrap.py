@@ -144,12 +144,12 @@ def test_model_resampling_resplits_the_pool_without_repeats():
     floor are disjoint halves of the 32 pooled models, so the floor's KLoM is that of two 16-model halves."""
     oracle = {"s": np.arange(16.0)[:, None]}
     floor = {"s": np.arange(16.0, 32.0)[:, None]}
-    result = klom_replicates({}, oracle, floor, n_boot=50, seed=2)
+    result = klom_replicates({}, oracle, floor, n_boot=50, seed=2, examples_per_split=1)
     rng = np.random.default_rng(2)
     pool = np.arange(32.0)
     for b in range(50):
-        rng.integers(0, 1, 1)  # the example draw (one point)
         order = rng.permutation(32)
+        rng.integers(0, 1, 1)  # the example draw (one point)
         expected = slow_klom(pool[order[16:]][:, None], pool[order[:16]][:, None])[0]
         assert result.replicates[FLOOR][b] == pytest.approx(expected, abs=1e-12)
     # The actual split shares no bin: 20 bins of width 31/20 = 1.55 put oracle values 0..15 in bins 0-9 and
@@ -158,6 +158,16 @@ def test_model_resampling_resplits_the_pool_without_repeats():
     # = log(1e5) - H(p), H(p) = 6/8 log 8 + 4/16 log 16 = 2.2527: KLoM = 11.5129 - 2.2527 = 9.2602.
     assert result.estimate[FLOOR] == pytest.approx(np.log(1e5) - (0.75 * np.log(8) + 0.25 * np.log(16)), abs=1e-9)
     assert result.interval(FLOOR).high < result.estimate[FLOOR]
+
+
+def test_each_resplit_serves_several_example_draws():
+    """With examples_per_split=3, replicates 0-2 share one re-split: their per-point KLoM is the same, so
+    on a single point (where resampling examples changes nothing) their values are equal, and differ later."""
+    oracle = {"s": np.random.default_rng(0).normal(0, 1, (8, 1))}
+    floor = {"s": np.random.default_rng(1).normal(0, 1, (8, 1))}
+    reps = klom_replicates({}, oracle, floor, n_boot=9, seed=0, examples_per_split=3).replicates[FLOOR]
+    assert reps[0] == reps[1] == reps[2] and reps[3] == reps[4] == reps[5]
+    assert len({reps[0], reps[3], reps[6]}) > 1
 
 
 def test_klom_replicates_refuse_mismatched_shapes():

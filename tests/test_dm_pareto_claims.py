@@ -72,13 +72,23 @@ def test_tie_when_the_paired_interval_straddles_zero():
     assert v.floor_outcome == "above the floor"  # 0.5 above with own noise 0.1 * sqrt(2): separated
 
 
-def test_no_baseline_as_cheap_is_not_a_win():
-    reps = replicates({FLOOR: 3.0, "dm-direct": 3.0, "finetune (25 steps)": 4.0, "gdga (25 steps)": 4.0,
-                       "scrub (25 steps)": 4.0, "neggrad-plus (25 steps)": 4.0, "finetune (100 steps)": 4.0})
+def test_cheaper_than_every_budget_is_compared_with_the_cheapest():
+    levels = {FLOOR: 3.0, "dm-direct": 3.0, "finetune (25 steps)": 4.0, "gdga (25 steps)": 4.0,
+              "scrub (25 steps)": 4.0, "neggrad-plus (25 steps)": 4.0, "finetune (100 steps)": 2.0}
     pts = points(BASE + [("dm-direct", "dm-direct", 0.0)])
-    (v,) = judge(pts, reps, ("dm-direct",))
-    assert {c.outcome for c in v.comparisons} == {"no point as cheap"}
-    assert not v.beats_all  # nothing was compared, so nothing was beaten
+    (v,) = judge(pts, replicates(levels), ("dm-direct",))
+    assert all(c.cheaper for c in v.comparisons)
+    # finetune (100 steps) is better but costlier; the cheapest finetune budget (25 steps) is the comparison
+    assert [(c.other, c.outcome) for c in v.comparisons][0] == ("finetune (25 steps)", "beats")
+    assert v.beats_all  # beaten every baseline while spending less
+    text = "\n".join(verdict_lines(pts, replicates(levels), [v], n_models=8, how="synthetic"))
+    assert "no budget of it is as cheap, this is its cheapest" in text
+
+
+def test_a_baseline_that_was_not_run_is_not_beaten():
+    reps = replicates({FLOOR: 3.0, "dm-direct": 3.0})
+    (v,) = judge(points([("dm-direct", "dm-direct", 0.0)]), reps, ("dm-direct",))
+    assert {c.outcome for c in v.comparisons} == {"not run"} and not v.beats_all
 
 
 def test_paired_noise_is_what_makes_the_win_visible():

@@ -9,7 +9,9 @@ from a paired bootstrap interval (``bench.klom_intervals``): a difference is cal
 Equal cost means no more per-example gradient evaluations per unlearned model (relative to retraining one
 model) than the datamodel point, with 5% slack: gradient evaluations are deterministic, whereas the
 figure's wall-clock axis moves with the machine's load. Among a baseline's budgets that qualify, the one
-with the lowest KLoM estimate is compared (a choice that favours the baseline).
+with the lowest KLoM estimate is compared (a choice that favours the baseline). A datamodel point cheaper
+than every budget of a baseline (dm-direct costs no gradient evaluation at all) is compared with that
+baseline's cheapest budget: beating it means winning while spending less.
 """
 from __future__ import annotations
 
@@ -32,9 +34,10 @@ class Comparison:
     """One datamodel point against one baseline method's best point that costs no more."""
 
     baseline: str
-    other: str | None  # the baseline point's label; None when no budget of it is as cheap
+    other: str | None  # the baseline point's label; None when the baseline was not run
     difference: Interval | None  # KLoM(datamodel) - KLoM(other)
-    outcome: str  # "beats", "loses to", "ties", "no point as cheap"
+    outcome: str  # "beats", "loses to", "ties", "not run"
+    cheaper: bool = False  # no budget of the baseline was as cheap: ``other`` is its cheapest, costlier budget
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,8 @@ class PointVerdict:
 
     @property
     def beats_all(self) -> bool:
-        """Beats every named baseline that has a point as cheap (and at least one has)."""
-        judged = [c for c in self.comparisons if c.outcome != "no point as cheap"]
+        """Beats every named baseline that was run (at equal or lower cost), and at least one was."""
+        judged = [c for c in self.comparisons if c.outcome != "not run"]
         return bool(judged) and all(c.outcome == "beats" for c in judged)
 
 
@@ -66,15 +69,19 @@ def judge_point(row: pd.Series, points: pd.DataFrame, reps: KlomReplicates,
     name = row["label"]
     comparisons = []
     for method in baselines:
-        pool = points[(points["method"] == method) & points["label"].isin(list(reps.estimate))
-                      & (points[COST] <= row[COST] * (1 + COST_SLACK))]
-        if not len(pool):
-            comparisons.append(Comparison(method, None, None, "no point as cheap"))
+        runs = points[(points["method"] == method) & points["label"].isin(list(reps.estimate))]
+        if not len(runs):
+            comparisons.append(Comparison(method, None, None, "not run"))
             continue
-        other = min(pool["label"], key=lambda lab: reps.estimate[lab])
+        pool = runs[runs[COST] <= row[COST] * (1 + COST_SLACK)]
+        cheaper = not len(pool)
+        if cheaper:
+            other = runs.loc[runs[COST].idxmin(), "label"]
+        else:
+            other = min(pool["label"], key=lambda lab: reps.estimate[lab])
         difference = reps.difference(name, other)
         comparisons.append(Comparison(method, other, difference,
-                                      verdict(difference, lower="beats", higher="loses to", tie="ties")))
+                                      verdict(difference, lower="beats", higher="loses to", tie="ties"), cheaper))
     vs_floor = reps.difference(name, FLOOR)
     return PointVerdict(name, reps.interval(name), vs_floor, _floor_outcome(vs_floor), tuple(comparisons))
 
@@ -116,10 +123,11 @@ def verdict_lines(points: pd.DataFrame, reps: KlomReplicates, verdicts: list[Poi
                      f"KLoM {v.klom}; minus floor {v.vs_floor}: {v.floor_outcome}")
         for c in v.comparisons:
             if c.other is None:
-                lines.append(f"      vs {c.baseline}: no budget as cheap")
+                lines.append(f"      vs {c.baseline}: not run")
             else:
+                note = "; no budget of it is as cheap, this is its cheapest" if c.cheaper else ""
                 lines.append(f"      {c.outcome} {c.other} (KLoM {reps.interval(c.other)}, cost "
-                             f"{_cost(cost.get(c.other, math.nan))}): difference {c.difference}")
+                             f"{_cost(cost.get(c.other, math.nan))}{note}): difference {c.difference}")
     return lines
 
 
