@@ -111,8 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("reproduce", help="regenerate a figure from the source papers")
     rep.add_argument("experiment", help="one of: " + ", ".join(sorted(_experiments())))
     rep.add_argument("--out", default="reports", help="folder for CSV, figures and summary (default reports/)")
-    rep.add_argument("--task-arg", action="append", metavar="NAME=VALUE",
-                     help="settings of experiments that take them (easydub-pretrain: root=DIR, forget_set, n_models)")
+    rep.add_argument("--task", help="task to run the experiment on, for experiments that take one (dm-pareto)")
+    rep.add_argument("--task-arg", action="append", default=[], metavar="KEY=VALUE",
+                     help="task parameter (with --task), or a setting of experiments that take them "
+                          "(easydub-pretrain: root=DIR, forget_set, n_models)")
+    rep.add_argument("--device", help="auto, cpu or cuda, for experiments that take one (dm-pareto)")
+    rep.add_argument("--n-models", type=_N_MODELS, help="models per ensemble (dm-pareto)")
+    rep.add_argument("--datamodel-models", type=int_arg("--datamodel-models", Range(1, 1_000_000)),
+                     help="subset models of the datamodels (dm-pareto)")
 
     from bench import pretrain_cli
     pretrain_cli.add_parser(sub)
@@ -331,17 +337,32 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         close = difflib.get_close_matches(args.experiment, list(experiments), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         raise BenchError(f"unknown experiment '{args.experiment}'.{hint} Known: {', '.join(sorted(experiments))}")
-    import inspect
-
     from bench.experiments import get_experiment
     experiment = get_experiment(args.experiment)
-    options = {}
-    if args.task_arg:
-        if "task_args" not in inspect.signature(experiment).parameters:
-            raise BenchError(f"experiment '{args.experiment}' takes no --task-arg")
-        options["task_args"] = parse_assignments(args.task_arg, flag="--task-arg")
-    summary = experiment(Path(args.out), log=_log, **options)
-    print(summary)
+    print(experiment(Path(args.out), log=_log, **_experiment_options(args, experiment)))
+
+
+def _experiment_options(args: argparse.Namespace, experiment) -> dict:
+    """The reproduce flags given, as keyword arguments; a flag the experiment does not take is refused."""
+    import inspect
+    accepted = inspect.signature(experiment).parameters
+    given = {"task": args.task, "device": args.device, "n_models": args.n_models,
+             "datamodel_models": args.datamodel_models}
+    given = {k: v for k, v in given.items() if v is not None}
+    if args.task_arg and not args.task:
+        if "task_args" not in accepted:
+            raise BenchError(f"experiment '{args.experiment}' takes no --task-arg without --task; add --task T")
+        given["task_args"] = parse_assignments(args.task_arg, flag="--task-arg")
+    refused = [k for k in given if k not in accepted]
+    if refused:
+        flags = ", ".join("--" + k.replace("_", "-") for k in refused)
+        raise BenchError(f"experiment '{args.experiment}' has a fixed configuration and does not take {flags}; "
+                         "drop the flag")
+    if "task" in given:
+        task_cls = TASKS.get(args.task)
+        given["task"] = task_cls.from_strings(parse_assignments(args.task_arg, flag="--task-arg"),
+                                              label=f"task '{args.task}'")
+    return given
 
 
 def cmd_report(args: argparse.Namespace) -> None:

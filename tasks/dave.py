@@ -64,11 +64,19 @@ class Dave(Task):
     max_length: int = 128
     dataset: Literal["dave", "names"] = "dave"  # names: paper 000's Name dataset (400 sentences, tasks.names)
     forget_name: str = "Dave"  # dataset=names: forget every sentence about this name
-    influence_estimator: Literal["lissa", "paper"] = "lissa"  # paper: eqs. 3-4 as printed (bench.lm_metrics)
+    # paper: eqs. 3-4 as printed (bench.lm_metrics); dattri-lissa, ekfac: library estimators (tasks.lm_influence_libs)
+    influence_estimator: Literal["lissa", "paper", "dattri-lissa", "ekfac"] = "lissa"
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
+
+    def validate(self, label: str | None = None) -> None:
+        """Bounds, and a library estimator's library installed (exit 2 with the pip command before training)."""
+        super().validate(label)
+        if self.influence_estimator in ("dattri-lissa", "ekfac"):
+            from tasks.lm_influence_libs import require_library
+            require_library(self.influence_estimator)
 
     # -- model and tokenizer -------------------------------------------------------------------------
     @cached_property
@@ -225,6 +233,16 @@ class Dave(Task):
         from bench.lm_metrics import influence_score
         names = set(self.layer_groups(model)["embedding"])
         params = [p for n, p in model.named_parameters() if n in names]
+        if self.influence_estimator in ("dattri-lissa", "ekfac"):
+            from tasks import lm_influence_libs as libs
+            if self.influence_estimator == "ekfac":  # the blocks' linear layers: kronfluence cannot track embeddings
+                return libs.ekfac_self_influence(model, (data.train.x, data.train.y), (data.forget.x, data.forget.y),
+                                                 damping=0.01 * 25.0)
+            return libs.dattri_influence(model, [n for n, _ in model.named_parameters() if n in names],
+                                         lambda m: self.loss(m, data.forget.x, data.forget.y).mean(),
+                                         lambda m: self.loss(m, data.forget.x, data.forget.y).mean(),
+                                         lambda m: self.loss(m, data.train.x, data.train.y).mean(),
+                                         damping=0.01, scale=25.0, iterations=50)
         forget_loss = lambda: self.loss(model, data.forget.x, data.forget.y).mean()  # noqa: E731
         train_loss = lambda: self.loss(model, data.train.x, data.train.y).mean()  # noqa: E731
         return influence_score(model, forget_loss, forget_loss, params, hessian_loss_fn=train_loss,

@@ -41,8 +41,12 @@ def test_outputs_points_front_and_summary(report):
     for method in points.loc[front, "method"]:
         assert method in summary.split("Pareto-optimal methods:")[1].splitlines()[0]
     assert "LDS" in summary and "one-off" in summary
-    claim = summary.split("Figure 2's claim at equal cost")[1].split("\n\n")[0]
-    assert "dm-direct-trak" in claim and "dm-direct " in claim and "noise floor" in claim
+    claim = summary.split("Figure 2's claim with 95% intervals")[1].split("\n\n")[0]
+    assert "ANSWER: reaches the noise floor's interval:" in claim and "null check, retrain - floor" in claim
+    assert "dm-direct-trak (cost" in claim and "dm-direct (cost" in claim
+    assert "finetune (2 steps) (KLoM" in claim or "vs finetune: no budget as cheap" in claim
+    assert "ESTIMATED, not measured" in summary and "GPU-hours" in summary
+    assert {"grad_evals_relative_to_retrain", "unlearn_gradient_evals", "label"} <= set(points.columns)
     assert np.isfinite(points.loc[points["method"] == "dm-direct-trak", "lds"].iloc[0])
     assert (folder / "summary.txt").read_text().strip() == summary.split("\n\nwrote ")[0].strip()
 

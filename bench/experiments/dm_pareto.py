@@ -1,9 +1,12 @@
 """Paper 003, Figure 2: unlearning quality (KLoM) against compute, per method and budget, on digits.
 
 Every method unlearns the same skewed digits forget set from the same N originals; each (method, budget)
-becomes one point: x = unlearning seconds per model / seconds to retrain one model, y = the 99th percentile
-of per-example KLoM on each of the forget, retain and validation sets, averaged over the three (the paper's
-axes). The datamodels' training is a one-off cost per dataset, reported beside the points, not on the x axis.
+becomes one point: x = per-example gradient evaluations of unlearning one model / those of retraining one
+model (deterministic; the wall-clock ratio is kept beside it, but on a shared machine it moved by 10x between
+budgets of one method), y = the 99th percentile of per-example KLoM on each of the forget, retain and
+validation sets, averaged over the three (the paper's axes). The datamodels' training is a one-off cost per
+dataset, reported beside the points, not on the x axis. The claim is decided with paired bootstrap intervals
+(``bench.experiments.dm_pareto_claims``).
 """
 from __future__ import annotations
 
@@ -24,6 +27,10 @@ from bench.runner import RunSpec, run
 from bench.store import write_atomic
 from bench.task import Task
 from bench.plotting import png_bytes
+from bench.experiments.dm_pareto_claims import (CLAIM_BASELINES, COST, claim_replicates, ensemble_margins, judge,
+                                                 verdict_lines)
+from bench.experiments.dm_pareto_scale import estimate_lines
+from bench.klom_intervals import FLOOR
 
 matplotlib.use("Agg")
 
@@ -35,10 +42,8 @@ METHOD_ORDER = ("noop", "finetune", "ga", "gdga", "neggrad-plus", "scrub", "salu
 VARIANTS = {"dm-matching-trak": ("dm-matching", {"attribution": "trak"}),
             "dm-direct-trak": ("dm-direct", {"attribution": "trak"})}
 DATAMODEL_METHODS = ("dm-matching", "dm-direct", "dm-matching-trak", "dm-direct-trak")
-CLAIM_BASELINES = ("finetune", "gdga", "scrub", "neggrad-plus")  # the ones the issue names for the Fig. 2 claim
-GRADIENT_BASELINES = ("finetune", "ga", "gdga", "neggrad-plus", "scrub", "salun")
 SPLITS = ("forget", "retain", "val")
-TIE_TOLERANCE = 0.05  # KLoM ratios closer to 1 than this are called a tie, not a win
+N_BOOT = 500  # replicates of the paired intervals (every 5th re-scores every claim point: about 1 s on digits)
 DEFAULT_TASK_ARGS = dict(width=32, epochs=10, forget_size=40, selector="skewed")
 
 
@@ -89,6 +94,10 @@ def _p99(klom: dict, role: str) -> dict[str, float]:
             for split in SPLITS}
 
 
+def _finite_or_nan(value: object) -> float:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.nan
+
+
 def point_from_record(record: dict, name: str, steps: int | None) -> dict:
     """One CSV row: the paper's KLoM (p99, averaged over splits), its noise floor, and the costs."""
     klom, timings = record["metrics"]["klom"], record["timings"]
@@ -104,6 +113,8 @@ def point_from_record(record: dict, name: str, steps: int | None) -> dict:
         "floor_p99_avg": float(np.mean(list(floor.values()))),
         **{f"floor_p99_{s}": v for s, v in floor.items()},
         "cost_relative_to_retrain": float(timings["cost_relative_to_retrain"]),
+        "grad_evals_relative_to_retrain": _finite_or_nan((record.get("cost") or {}).get("gradient_evals")),
+        "unlearn_gradient_evals": _finite_or_nan(timings.get("unlearn_gradient_evals_mean")),
         "unlearn_seconds_per_model": float(timings["unlearn_seconds_mean"]),
         "retrain_seconds": retrain,
         "precompute_seconds": precompute,
@@ -115,22 +126,28 @@ def point_from_record(record: dict, name: str, steps: int | None) -> dict:
 def diverged_point(name: str, steps: int | None) -> dict:
     """A row for a run whose weights went non-finite: kept in the CSV, left out of the figure and front."""
     return {"method": name, "steps": steps, "klom_p99_avg": math.nan, "cost_relative_to_retrain": math.nan,
+            COST: math.nan,
             "status": "diverged"}
 
 
 def run_point(task: Task, name: str, steps: int | None, *, n_models: int, datamodel_models: int,
-              store: object, log: Log) -> dict:
-    """Run one (method, budget) on the shared forget set; the store reuses originals, oracles and floor."""
+              store: object, log: Log, device: str = "auto", margins: dict | None = None) -> dict:
+    """Run one (method, budget) on the shared forget set; the store reuses originals, oracles and floor.
+    ``margins``, if given, receives the point's ensemble margins (for the intervals) under its label."""
     what = f"{name} ({steps} steps)" if steps is not None else name
     method = make_method(name, steps, datamodel_models)
+    spec = RunSpec(method=method, task=task, seed=0, n_models=n_models, device=device)
     try:
-        record = run(RunSpec(method=method, task=task, seed=0, n_models=n_models), store=store, log=log)
+        record = run(spec, store=store, log=log)
     except DivergenceError as err:
         log(f"{NAME}: {what} diverged ({err}); kept as a diverged row")
         return diverged_point(name, steps)
     point = point_from_record(record, name, steps)
+    if margins is not None:
+        margins[what] = ensemble_margins(spec, store)
     log(f"{NAME}: {what}: KLoM p99 avg {point['klom_p99_avg']:.3g}, "
-        f"cost {point['cost_relative_to_retrain']:.3g} x retrain")
+        f"cost {point[COST]:.3g} x retrain in gradient evaluations, {point['cost_relative_to_retrain']:.3g} in "
+        "wall-clock")
     return point
 
 
@@ -159,12 +176,6 @@ def label(row: pd.Series) -> str:
     return f"{row['method']} ({int(steps)} steps)" if pd.notna(steps) else str(row["method"])
 
 
-def _best(points: pd.DataFrame, methods: tuple[str, ...]) -> pd.Series | None:
-    """The lowest-KLoM finite point among ``methods`` (None if there is none)."""
-    pool = points[points["method"].isin(methods) & np.isfinite(points["klom_p99_avg"])]
-    return pool.loc[pool["klom_p99_avg"].idxmin()] if len(pool) else None
-
-
 def _gap_closed(value: float, noop: float, retrain: float) -> float:
     """Fraction of noop's excess KLoM over retrain that a point removes (1 = as good as retraining)."""
     return (noop - value) / (noop - retrain) if noop != retrain else math.nan
@@ -183,8 +194,8 @@ def _method_rank(name: str) -> tuple[int, str]:
 def _front_lines(points: pd.DataFrame) -> list[str]:
     noop, retrain = _reference(points, "noop"), _reference(points, "retrain")
     lines = ["Pareto-optimal (not beaten on both cost and KLoM by any other point), cheapest first:"]
-    for _, row in points[points["pareto"]].sort_values("cost_relative_to_retrain").iterrows():
-        line = (f"  {label(row):28s} KLoM {row['klom_p99_avg']:.3g} at {row['cost_relative_to_retrain']:.3g} x "
+    for _, row in points[points["pareto"]].sort_values(COST).iterrows():
+        line = (f"  {label(row):28s} KLoM {row['klom_p99_avg']:.3g} at {row[COST]:.3g} x "
                 "retrain")
         if noop is not None and retrain is not None:
             closed = _gap_closed(row["klom_p99_avg"], noop["klom_p99_avg"], retrain["klom_p99_avg"])
@@ -216,45 +227,6 @@ def _reference_lines(points: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _claim_lines(points: pd.DataFrame) -> list[str]:
-    """The paper's claim (datamodel methods beat prior gradient methods) checked on these points."""
-    dm, baseline = _best(points, DATAMODEL_METHODS), _best(points, GRADIENT_BASELINES)
-    if dm is None or baseline is None:
-        return ["Paper's claim (datamodel methods beat prior methods): not checked, one side was not run."]
-    ratio = dm["klom_p99_avg"] / baseline["klom_p99_avg"] if baseline["klom_p99_avg"] > 0 else math.inf
-    verdict = ("agrees" if ratio < 1 - TIE_TOLERANCE else
-               "DISAGREES" if ratio > 1 + TIE_TOLERANCE else f"is a tie (within {TIE_TOLERANCE:.0%})")
-    return [f"Paper's claim that datamodel-based unlearning beats prior gradient methods: best datamodel point "
-            f"{label(dm)} KLoM {dm['klom_p99_avg']:.3g} at {dm['cost_relative_to_retrain']:.3g} x retrain vs best "
-            f"gradient baseline {label(baseline)} KLoM {baseline['klom_p99_avg']:.3g} at "
-            f"{baseline['cost_relative_to_retrain']:.3g} x retrain: this run {verdict}."]
-
-
-def _equal_cost_lines(points: pd.DataFrame) -> list[str]:
-    """Figure 2's claim point by point: each datamodel point against the best of finetune, gdga, scrub and
-    neggrad-plus among their points that cost no more, and against the noise floor."""
-    ok = points[(points["status"] == "ok") & np.isfinite(points["klom_p99_avg"])]
-    floor = ok["floor_p99_avg"].dropna().mean() if "floor_p99_avg" in ok else math.nan
-    lines = ["Figure 2's claim at equal cost (each datamodel point vs the best named baseline costing no more; "
-             f"noise floor KLoM {floor:.3g}):"]
-    for _, dm in ok[ok["method"].isin(DATAMODEL_METHODS)].iterrows():
-        pool = ok[ok["method"].isin(CLAIM_BASELINES) & (ok["cost_relative_to_retrain"]
-                                                          <= dm["cost_relative_to_retrain"] * (1 + TIE_TOLERANCE))]
-        ratio = dm["klom_p99_avg"] / floor if floor and np.isfinite(floor) else math.nan
-        near = (f"within {TIE_TOLERANCE:.0%} of" if ratio <= 1 + TIE_TOLERANCE else
-                f"more than {TIE_TOLERANCE:.0%} above") + f" the noise floor ({ratio:.2f} x)"
-        if not len(pool):
-            lines.append(f"  {label(dm):28s} KLoM {dm['klom_p99_avg']:.3g}, {near}; no named baseline point is as "
-                         "cheap, so it is not beaten at equal cost")
-            continue
-        best = pool.loc[pool["klom_p99_avg"].idxmin()]
-        verdict = ("beats" if dm["klom_p99_avg"] < best["klom_p99_avg"] * (1 - TIE_TOLERANCE) else
-                   "loses to" if dm["klom_p99_avg"] > best["klom_p99_avg"] * (1 + TIE_TOLERANCE) else "ties")
-        lines.append(f"  {label(dm):28s} KLoM {dm['klom_p99_avg']:.3g}, {near}; {verdict} {label(best)} "
-                     f"(KLoM {best['klom_p99_avg']:.3g} at {best['cost_relative_to_retrain']:.3g} x retrain)")
-    return lines if len(lines) > 1 else []
-
-
 def _datamodel_lines(points: pd.DataFrame, datamodel_models: int) -> list[str]:
     rows = points[points["method"].isin(DATAMODEL_METHODS) & (points["status"] == "ok")]
     if not len(rows):
@@ -281,23 +253,27 @@ def _datamodel_lines(points: pd.DataFrame, datamodel_models: int) -> list[str]:
 
 
 def _table_lines(points: pd.DataFrame) -> list[str]:
-    lines = ["All points (KLoM = p99 per split, averaged over forget/retain/val; cost = x retrain):"]
+    lines = ["All points (KLoM = p99 per split, averaged over forget/retain/val; cost = x retrain in gradient "
+             "evaluations, wall-clock ratio in brackets):"]
     for _, row in points.iterrows():
         if row["status"] != "ok":
             lines.append(f"  {label(row):28s} {row['status']}")
             continue
         lines.append(f"  {label(row):28s} KLoM {row['klom_p99_avg']:8.3g}  (forget {row['klom_p99_forget']:.3g}, "
                      f"retain {row['klom_p99_retain']:.3g}, val {row['klom_p99_val']:.3g})  cost "
-                     f"{row['cost_relative_to_retrain']:.3g}{'  *Pareto' if row['pareto'] else ''}")
+                     f"{row[COST]:.3g} (wall-clock {row['cost_relative_to_retrain']:.3g})"
+                     f"{'  *Pareto' if row['pareto'] else ''}")
     return lines
 
 
-def summarize(points: pd.DataFrame, task: Task, n_models: int, datamodel_models: int) -> str:
-    """The front, the references, the datamodels' quality and cost, and how this differs from the paper."""
+def summarize(points: pd.DataFrame, task: Task, n_models: int, datamodel_models: int,
+              claim: list[str] | None = None, header: list[str] | None = None) -> str:
+    """The claim's answer with intervals (``claim``), the front, the references, the datamodels' quality and
+    cost, and how this differs from the paper."""
     lines = [f"DM Pareto (paper 003, Figure 2) on {task_label(task)}: {n_models} models per ensemble, "
              f"one forget set of {task.forget_size} points ({getattr(task, 'selector', 'default')} selection)"]
-    lines += _front_lines(points) + [""] + _reference_lines(points) + [""] + _claim_lines(points) + [""]
-    lines += _equal_cost_lines(points) + [""]
+    lines += list(header or []) + [""] + list(claim or []) + [""]
+    lines += _front_lines(points) + [""] + _reference_lines(points) + [""]
     lines += _datamodel_lines(points, datamodel_models) + [""]
     lines.append("Oracle Matching fits outputs of retrained models; their training is not counted in its cost "
                  "(it is the paper's upper-bound thought experiment, not a practical method).")
@@ -317,7 +293,7 @@ def summarize(points: pd.DataFrame, task: Task, n_models: int, datamodel_models:
 # -- figure -------------------------------------------------------------------------------------------------
 def _plot_costs(points: pd.DataFrame) -> pd.Series:
     """Costs for a log axis: a zero cost (nothing measurable) is drawn at a tenth of the smallest positive one."""
-    cost = points["cost_relative_to_retrain"].astype(float)
+    cost = points[COST].astype(float)
     positive = cost[cost > 0]
     return cost.where(cost > 0, (positive.min() if len(positive) else 1e-6) / 10)
 
@@ -363,7 +339,7 @@ def plot(points: pd.DataFrame, title: str) -> bytes:
                 transform=ax.transAxes, fontsize=7, color="dimgrey")
     ax.set_xscale("log")
     ax.set_ylim(bottom=0)
-    ax.set_xlabel("cost relative to retraining (unlearning s per model / retraining s for one model; log)")
+    ax.set_xlabel("cost relative to retraining (per-example gradient evaluations per model / retraining one; log)")
     ax.set_ylabel("KLoM: 99th percentile, averaged over forget / retain / val")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
@@ -398,19 +374,20 @@ def single_threaded() -> Iterator[None]:
 
 
 def collect_points(task: Task, plan: list[tuple[str, int | None]], *, n_models: int, datamodel_models: int,
-                   store: object, log: Log) -> pd.DataFrame:
-    """Run every planned point and mark the Pareto front."""
+                   store: object, log: Log, device: str = "auto", margins: dict | None = None) -> pd.DataFrame:
+    """Run every planned point and mark the Pareto front (``margins`` collects each point's margins)."""
     rows = [run_point(task, name, steps, n_models=n_models, datamodel_models=datamodel_models, store=store,
-                      log=log) for name, steps in plan]
+                      log=log, device=device, margins=margins) for name, steps in plan]
     points = pd.DataFrame(rows)
     points["steps"] = points["steps"].astype("Int64")
-    points["pareto"] = pareto_mask(points["cost_relative_to_retrain"], points["klom_p99_avg"])
+    points["label"] = [label(row) for _, row in points.iterrows()]
+    points["pareto"] = pareto_mask(points[COST], points["klom_p99_avg"])
     return points
 
 
 def reproduce(out: Path, log: Log = print, *, n_models: int = 32, budgets: tuple[int, ...] = (25, 50, 100),
               methods: tuple[str, ...] | None = None, task: Task | None = None, datamodel_models: int = 300,
-              store: object = None) -> str:
+              store: object = None, device: str = "auto", n_boot: int = N_BOOT) -> str:
     """Write points.csv, figure.png and summary.txt under ``out/dm-pareto``; return the summary."""
     from oracles.store import ModelStore, default_cache_root
 
@@ -420,12 +397,32 @@ def reproduce(out: Path, log: Log = print, *, n_models: int = 32, budgets: tuple
     if not plan:
         raise BenchError(f"{NAME}: none of the methods {list(methods or METHOD_ORDER)} is registered")
     log(f"{NAME}: {len(plan)} points on {task_label(task)}, {n_models} models each (torch on one thread)")
+    margins: dict = {}
     with single_threaded():
         points = collect_points(task, plan, n_models=n_models, datamodel_models=datamodel_models, store=store,
-                                log=log)
-    summary = summarize(points, task, n_models, datamodel_models)
+                                log=log, device=device, margins=margins)
+    claim = claim_summary(points, margins, n_models=n_models, n_boot=n_boot, log=log)
+    summary = summarize(points, task, n_models, datamodel_models, claim=claim,
+                        header=estimate_lines(points, n_models, datamodel_models))
     folder = Path(out) / NAME
     write_atomic(folder / "points.csv", points.to_csv(index=False).encode())
     write_atomic(folder / "figure.png", plot(points, _figure_title(points, task, n_models)))
     write_atomic(folder / "summary.txt", (summary + "\n").encode())
     return summary + f"\n\nwrote {folder}/points.csv, figure.png, summary.txt"
+
+
+def claim_summary(points: pd.DataFrame, margins: dict, *, n_models: int, n_boot: int, log: Log) -> list[str]:
+    """Paired intervals (examples and re-split oracle/floor ensembles) and the claim's verdicts."""
+    import time
+
+    start = time.perf_counter()
+    reps = claim_replicates(points, margins, DATAMODEL_METHODS + CLAIM_BASELINES + ("retrain",), n_boot=n_boot)
+    examples = claim_replicates(points, margins, ("retrain",), n_boot=n_boot, resample_models=False)
+    log(f"{NAME}: intervals from {n_boot} replicates in {time.perf_counter() - start:.0f} s")
+    how = (f"paired bootstrap, {n_boot} replicates: the scored examples resampled within each split, and the "
+           f"{n_models} oracles and {n_models} noise-floor models re-split from their {2 * n_models} pooled models, "
+           f"{-(-n_boot // 5)} re-splits with 5 example draws each")
+    lines = verdict_lines(points, reps, judge(points, reps, DATAMODEL_METHODS), n_models=n_models, how=how)
+    lines.append(f"  (resampling examples only, the floor's interval would be {examples.interval(FLOOR)}: the "
+                 "draw of the retrained ensembles is most of the uncertainty)")
+    return lines
