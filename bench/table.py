@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.report.floor_test import floor_test
+
 SPLITS = ("forget", "retain", "val")
 
 
@@ -66,6 +68,12 @@ def verdict(record: dict) -> str | None:
     gap = mine - floor
     how = "within 0.1 of the noise floor" if abs(gap) <= 0.1 else (
         f"{gap:.3g} above the noise floor" if gap > 0 else f"{-gap:.3g} below the noise floor")
+    test = floor_test([record])
+    if test.tested and not test.distinguishable:
+        how += (f", but within the floor's noise (95% bootstrap interval of the per-example difference over "
+                f"{test.examples} examples [{test.low:.3g}, {test.high:.3g}] contains 0: use more --n-models)")
+    elif test.tested:
+        how += f" (95% bootstrap interval [{test.low:.3g}, {test.high:.3g}] over {test.examples} examples)"
     caveat = " (but see the warnings above)" if record.get("warnings") else ""
     return (f"VERDICT forget-set KLoM {mine:.3g} vs {floor:.3g} for a second oracle ensemble: {how}{caveat}; "
             f"cost {_fmt(cost)}x retraining one model {unit}"

@@ -74,3 +74,18 @@ def test_the_page_shows_an_indistinguishable_method_unranked_with_the_reason(tmp
     cells = {m: body for m, body in re.findall(r'<tr data-method="([^"]+)"(.*?)</tr>', page, re.S)}
     assert "unranked: " in cells["floor-twin"] and "contains 0" in cells["floor-twin"]
     assert re.search(r'<td data-value="1" title="[^"]*">1 <span class="ci">\(\+5 \[5, 5\]\)', cells["far-above"])
+
+
+def test_the_verdict_says_when_the_gap_is_within_the_floor_noise():
+    from bench.table import verdict
+
+    def record(mine):
+        return {"metrics": {"klom": {"forget": {"unlearned": {"mean": float(np.mean(mine))},
+                                                "floor": {"mean": 1.0}}}},
+                "timings": {"gradient_evals_relative_to_retrain": 0.25},
+                "per_example": {"klom": {"forget": mine}, "klom_floor": {"forget": [1.0] * len(mine)}}}
+    noisy = verdict(record([1.5, 0.5, 1.4, 0.6, 1.0, 1.9]))
+    assert "0.15 above the noise floor, but within the floor's noise" in noisy and "use more --n-models" in noisy
+    clear = verdict(record([3.0, 3.1, 2.9, 3.0, 3.2, 3.0]))
+    assert "2.03 above the noise floor (95% bootstrap interval [" in clear and "within" not in clear
+    assert "cost 0.25x retraining one model in gradient evaluations" in clear
