@@ -27,6 +27,21 @@ def oracle_target_charge(plan: "UnitPlan", infos: list[dict], retrain: dict) -> 
             "seconds_basis": "the reference retraining's wall-clock (the same computation)"}
 
 
+def recorded_gradients_charge(plan: "UnitPlan", infos: list[dict], retrain: dict) -> dict:
+    """Stored-gradient methods: the forget set's gradients recorded while each original trains, one extra
+    backward pass per forget example each time it is visited (once per epoch), plus their storage. The
+    harness replays the original's seeded training to record them (originals are trained batched and shared);
+    that replay is an artefact of the benchmark, not the method's cost, so it is not charged."""
+    epochs = int(plan.task.training_recipe().get("epochs", 1))
+    stored = int(((infos[0] or {}).get("bytes_by_group") or {}).get("all", 0)) if infos else 0
+    return {"what": f"recording the forget set's gradients during training ({epochs} epochs x "
+                    f"{len(plan.forget_idx)} forget examples, {stored} bytes stored)",
+            "per": "original model",
+            "gradient_evals": epochs * len(plan.forget_idx),
+            "seconds": None, "seconds_measured_in_this_run": False,
+            "seconds_basis": "not timed apart from the training it is part of", "storage_bytes": stored}
+
+
 def datamodels_charge(plan: "UnitPlan", infos: list[dict], retrain: dict) -> dict:
     """Datamodels / TRAK: one fit per task, shared by every forget set and every unlearned model."""
     info = infos[0]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 
 from bench.memo import memoized
-from bench.precompute import datamodels_charge, oracle_target_charge
+from bench.precompute import datamodels_charge, oracle_target_charge, recorded_gradients_charge
 from bench.recording import totals_from_flat
 from oracles.store import cache_key
 
@@ -97,7 +97,8 @@ def _in_process():
 PROVIDERS: dict[str, Provider] = {
     "oracle_outputs": Provider("oracle_outputs", _oracle_outputs, models=lambda plan, i: ["target"],
                                charge=oracle_target_charge),
-    "recorded_gradients": Provider("recorded_gradients", _recorded_gradients, summarize=_summarize_recorded),
+    "recorded_gradients": Provider("recorded_gradients", _recorded_gradients, summarize=_summarize_recorded,
+                                   charge=recorded_gradients_charge),
     "datamodels": Provider("datamodels", _datamodels, prepare=_prepare_datamodels,
                            summarize=_summarize_datamodels, charge=datamodels_charge),
 }

@@ -94,3 +94,52 @@ def test_precompute_totals_by_hand():
     assert total["seconds"] is None  # one charge has no seconds: no partial total
     assert summarize(charges[:1], {"gradient_evals": 200, "seconds": 4.0})["seconds_relative_to_retrain"] == 0.5
     assert summarize([], {"gradient_evals": 200, "seconds": 4.0}) is None
+
+
+def test_the_record_keeps_the_command_as_typed(monkeypatch):
+    import sys
+    from pathlib import Path
+
+    import bench
+    from bench.provenance import command_line
+    main_py = str(Path(bench.__file__).with_name("__main__.py"))
+    monkeypatch.setattr(sys, "argv", [main_py, "run", "--method", "gdga", "--task-arg", "target=a b"])
+    assert command_line() == f"{Path(sys.executable).name} -m bench run --method gdga --task-arg 'target=a b'"
+
+
+def test_stored_gradients_are_charged_their_recording_passes():
+    import torch
+
+    from bench.registry import METHODS
+    from bench.runner import RunSpec, run
+    from tasks.dave import DaveTiny
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        task = DaveTiny(n_layer=1, n_embd=16, vocab_size=300, epochs=2)
+        record = run(RunSpec(method=METHODS.get("stored-ga")(steps=2), task=task))
+    finally:
+        torch.set_num_threads(threads)
+    [charge] = record["precompute"]["charges"]
+    # one extra backward pass per forget sentence per epoch: 2 epochs x 1 sentence; retraining: 2 x 19 sentences
+    assert charge["gradient_evals"] == 2 and charge["per"] == "original model"
+    assert record["timings"]["retrain_gradient_evals"] == 38
+    assert record["precompute"]["gradient_evals_relative_to_retrain"] == pytest.approx(2 / 38)
+    assert charge["storage_bytes"] == record["recorded_gradients"]["bytes_by_group"]["all"] > 0
+    assert record["precompute"]["seconds"] is None  # not timed apart from training: no made-up number
+
+
+def test_gradient_evaluations_count_keyword_called_language_models():
+    """transformers models are called as model(input_ids=x): the count must see keyword tensors too."""
+    import torch
+
+    from bench.gradcount import count_evaluations
+    from tasks.dave import DaveTiny
+    task = DaveTiny(n_layer=1, n_embd=16, vocab_size=300, epochs=1)
+    train, _ = task.load()
+    model = task.make_model(0)
+    with count_evaluations() as count:
+        task.loss(model, train.x[:5], train.y[:5]).mean().backward()
+        with torch.no_grad():
+            task.loss(model, train.x[:3], train.y[:3])
+    assert count.as_dict() == {"gradient_evals": 5, "forward_evals": 3}
