@@ -15,6 +15,9 @@ from pathlib import Path
 CHUNK = 64 * 1024
 SAMPLED_FILES = 64
 SCAN_TTL_S = 30.0
+#: trees with at most this many files are re-listed on every call (milliseconds), so a checkpoint folder
+#: replaced seconds after it was fingerprinted is noticed; only big datasets reuse a listing for SCAN_TTL_S
+RESCAN_UP_TO_FILES = 4096
 _memo: dict[tuple, str] = {}
 _scans: dict[tuple, tuple[float, list[tuple]]] = {}
 
@@ -39,11 +42,11 @@ def _sample(path: Path, size: int, digest: "hashlib._Hash", full: bool) -> None:
 
 
 def _scan(roots: list[Path]) -> list[tuple]:
-    """(root, file, size, mtime) of every file; a scan is reused for ``SCAN_TTL_S`` (cache keys are built
-    once per model, and a CelebA folder holds 200,000 files)."""
+    """(root, file, size, mtime) of every file; a scan of more than ``RESCAN_UP_TO_FILES`` files is reused for
+    ``SCAN_TTL_S`` (cache keys are built once per model, and a CelebA folder holds 200,000 files)."""
     key = tuple(str(r) for r in roots)
     hit = _scans.get(key)
-    if hit is not None and time.monotonic() - hit[0] < SCAN_TTL_S:
+    if hit is not None and len(hit[1]) > RESCAN_UP_TO_FILES and time.monotonic() - hit[0] < SCAN_TTL_S:
         return hit[1]
     entries = []
     for root in roots:

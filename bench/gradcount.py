@@ -1,7 +1,7 @@
 """Deterministic cost: count per-example forward and gradient evaluations (paper 003 Fig. 2's x-axis).
 
-A global module hook sees every outermost ``module(x)`` call while counting is on; the batch size of its
-first tensor input is added to ``gradient_evals`` when autograd records the call (a backward pass will
+Global module hooks see every outermost ``module(x)`` call while counting is on; the batch size of its
+first tensor input (positional or keyword) is added to ``gradient_evals`` when autograd records the call (a backward pass will
 follow) and to ``forward_evals`` otherwise. Counts depend only on what the method computes, never on
 machine load, so they compare methods run on different, busy or quiet, hardware.
 """
@@ -39,24 +39,31 @@ def _records_grad(module: nn.Module) -> bool:
 
 @contextlib.contextmanager
 def count_evaluations() -> Iterator[EvalCount]:
-    """Count examples through outermost module calls inside the block (nested submodule calls are skipped)."""
+    """Count examples through outermost module calls inside the block (nested submodule calls are skipped).
+
+    Counted when the outermost call returns, from its positional or keyword tensors: transformers models are
+    called as ``model(input_ids=x)``, and a global pre-hook never sees keyword arguments (that made every
+    language-model count 0).
+    """
     count, depth = EvalCount(), [0]
 
     def before(module: nn.Module, args: tuple[Any, ...]) -> None:
+        if not count.paused:
+            depth[0] += 1
+
+    def after(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
         if count.paused:
             return
+        depth[0] -= 1
         if depth[0] == 0:
+            size = _batch_size(args) or _batch_size(tuple(kwargs.values()))
             if _records_grad(module):
-                count.gradient_evals += _batch_size(args)
+                count.gradient_evals += size
             else:
-                count.forward_evals += _batch_size(args)
-        depth[0] += 1
+                count.forward_evals += size
 
-    def after(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        if not count.paused:
-            depth[0] -= 1
-
-    pre, post = register_module_forward_pre_hook(before), register_module_forward_hook(after)
+    pre = register_module_forward_pre_hook(before)
+    post = register_module_forward_hook(after, with_kwargs=True)
     try:
         yield count
     finally:

@@ -45,6 +45,14 @@ def hardware(device: torch.device) -> dict[str, object]:
     return info
 
 
+def command_line() -> str:
+    """The command as the user typed it: ``python -m bench ...`` rather than the path of ``bench/__main__.py``."""
+    argv = list(sys.argv)
+    if argv and Path(argv[0]).name == "__main__.py" and Path(argv[0]).parent.name == "bench":
+        argv[:1] = [Path(sys.executable).name, "-m", "bench"]
+    return shlex.join(argv)
+
+
 def provenance(device: torch.device) -> dict[str, object]:
     """Everything needed to tell two results apart that the parameters do not already say."""
     status = _git("status", "--porcelain", "--untracked-files=no")
@@ -56,5 +64,5 @@ def provenance(device: torch.device) -> dict[str, object]:
         "platform": platform.platform(),
         "hardware": hardware(device),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": shlex.join(sys.argv),
+        "command": command_line(),
     }

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 
 from bench.memo import memoized
+from bench.precompute import datamodels_charge, oracle_target_charge, recorded_gradients_charge
 from bench.recording import totals_from_flat
 from oracles.store import cache_key
 
@@ -28,6 +29,8 @@ class Provider:
     models: Callable[["UnitPlan", int], list[str]] = lambda plan, i: []  # roles of extra models unit i needs
     prepare: Callable[..., dict] | None = None  # main process, once, before the units (packed precompute)
     summarize: Callable[[list[dict], dict], dict] = lambda infos, prepared: {}  # record fields from unit infos
+    # precomputation this input costs the method (bench.precompute), from (plan, unit infos, reference retraining)
+    charge: Callable[["UnitPlan", list[dict], dict], dict] | None = None
 
 
 def _oracle_outputs(env: "UnitEnv") -> tuple[Any, dict]:
@@ -78,7 +81,7 @@ def _datamodels(env: "UnitEnv") -> tuple[Any, dict]:
     dm = memoized("datamodels", key, lambda: _build_datamodels(plan, env.data, env.device, env.store,
                                                                  _in_process(), False, lambda _m: None))
     return dm, {"n_models": method.datamodel_models, "alpha": method.alpha, "describe": dm.describe(),
-                "train_seconds": dm.train_seconds}
+                "train_seconds": dm.train_seconds, "cached": bool(dm.cached)}
 
 
 def _summarize_datamodels(infos: list[dict], prepared: dict) -> dict:
@@ -93,10 +96,12 @@ def _in_process():
 
 
 PROVIDERS: dict[str, Provider] = {
-    "oracle_outputs": Provider("oracle_outputs", _oracle_outputs, models=lambda plan, i: ["target"]),
-    "recorded_gradients": Provider("recorded_gradients", _recorded_gradients, summarize=_summarize_recorded),
+    "oracle_outputs": Provider("oracle_outputs", _oracle_outputs, models=lambda plan, i: ["target"],
+                               charge=oracle_target_charge),
+    "recorded_gradients": Provider("recorded_gradients", _recorded_gradients, summarize=_summarize_recorded,
+                                   charge=recorded_gradients_charge),
     "datamodels": Provider("datamodels", _datamodels, prepare=_prepare_datamodels,
-                           summarize=_summarize_datamodels),
+                           summarize=_summarize_datamodels, charge=datamodels_charge),
 }
 
 #: requirement names that describe the task a method needs rather than an input (checked before running)

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 
 from bench.degenerate import metric_warnings
+from bench import precompute
+from bench.wallclock import fresh_wall_clock
 from bench.errors import BenchError
 from bench.privacy import EXTRA_METRICS
 from bench.provenance import provenance
@@ -66,7 +68,7 @@ def _mean(values: list[float]) -> float | None:
     return float(np.mean(finite)) if finite else None
 
 
-def _cost(metas: list[dict], retrain: dict) -> dict:
+def _cost(metas: list[dict], retrain: dict, charged: dict | None) -> dict:
     evals = [m.get("evaluations", {}).get("gradient_evals") for m in metas]
     grad_mean = _mean([float(e) for e in evals if e is not None])
     ref = retrain.get("gradient_evals") or 0
@@ -76,6 +78,10 @@ def _cost(metas: list[dict], retrain: dict) -> dict:
                                              for m in metas]),
         "retrain_gradient_evals": ref,
         "gradient_evals_relative_to_retrain": grad_mean / ref if grad_mean is not None and ref > 0 else None,
+        # beside the per-request cost, never added to it (bench.precompute)
+        "precompute_gradient_evals": charged["gradient_evals"] if charged else 0,
+        "precompute_gradient_evals_relative_to_retrain":
+            charged["gradient_evals_relative_to_retrain"] if charged else 0.0,
     }
 
 
@@ -90,14 +96,20 @@ def reduce_units(plan: "UnitPlan", store: ModelStore, spec: "RunSpec", counts: d
     metrics, per_example = score(arrays, utility, distances or None, task.extra_klom_conventions)
     for name in spec.metrics:
         metrics.update(EXTRA_METRICS[name](arrays, derive_seed(spec.seed, "score")))
-    unlearn_mean = float(np.mean([m["unlearn_seconds"] for m in metas]))
+    wall = fresh_wall_clock(metas, counts.get("computed_units", []), retrain, workers=spec.executor.workers,
+                            parallel=bool(counts.get("parallel", False)))
     trained = counts["trained"]
     oracle_seconds = [] if plan.imported is not None else [s.meta.get("train_seconds") for s in members["oracle"]]
     inputs: dict = {"datamodels": None, "recorded_gradients": None, "precompute_seconds": 0.0}
+    charges = []
     for name in plan.inputs:
-        inputs.update(PROVIDERS[name].summarize([m["inputs"][name] for m in metas], {}))
+        infos = [m["inputs"][name] for m in metas]
+        inputs.update(PROVIDERS[name].summarize(infos, {}))
+        if PROVIDERS[name].charge is not None:
+            charges.append(PROVIDERS[name].charge(plan, infos, retrain))
+    charged = precompute.summarize(charges, retrain)
     first = metas[0]
-    cost = _cost(metas, retrain)
+    cost = _cost(metas, retrain, charged)
     device = torch.device(plan.device)
     return {
         "schema": RECORD_SCHEMA,
@@ -110,9 +122,8 @@ def reduce_units(plan: "UnitPlan", store: ModelStore, spec: "RunSpec", counts: d
         "seeds": {"base": plan.base_seed, **plan.seeds},
         "steps_used": [int(m["steps_used"]) for m in metas],
         "timings": {
-            "unlearn_seconds_mean": unlearn_mean,
+            **wall,
             "retrain_seconds": retrain["seconds"],
-            "cost_relative_to_retrain": unlearn_mean / retrain["seconds"] if retrain["seconds"] > 0 else float("inf"),
             "retrain_loadavg": retrain.get("loadavg"),
             "retrain_remeasured_for_load": retrain.get("remeasured", False),
             **({"retrain_estimated": retrain["estimated"]} if retrain.get("estimated") else {}),
@@ -121,7 +132,10 @@ def reduce_units(plan: "UnitPlan", store: ModelStore, spec: "RunSpec", counts: d
             **cost,
         },
         "cost": {"gradient_evals": cost["gradient_evals_relative_to_retrain"],
-                 "wall_clock": unlearn_mean / retrain["seconds"] if retrain["seconds"] > 0 else None},
+                 "wall_clock": wall["cost_relative_to_retrain"],
+                 "models_timed": wall["unlearn_models_timed"],
+                 "precompute_gradient_evals": cost["precompute_gradient_evals_relative_to_retrain"]},
+        "precompute": charged,
         "cache": {"originals": len(plan.seeds["original"]) - trained.get("original", 0),
                   "oracles": n - trained.get("oracle", 0), "floor": (n - trained.get("floor", 0)) if n >= 2 else 0,
                   "unlearned": n - sum(1 for i in counts.get("computed_units", []) if not metas[i]["unlearned_cached"])},

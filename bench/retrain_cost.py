@@ -36,7 +36,8 @@ def load_differs(then: float | None, now: float | None) -> bool:
 
 def reference_retrain(task: Task, data: TaskData, seed: int, device: torch.device,
                       store: ModelStore | None) -> dict:
-    """{"seconds", "gradient_evals", "loadavg", "remeasured"} of retraining one model on the retain set."""
+    """{"seconds", "gradient_evals", "loadavg", "remeasured", "measured_now"} of retraining one model on the
+    retain set (``measured_now`` is False when the timing came from the cache)."""
     ref_seed = derive_seed(seed, "reference")
     known = task.retrain_reference(data, ref_seed, device)
     if known is not None:
@@ -50,7 +51,7 @@ def reference_retrain(task: Task, data: TaskData, seed: int, device: torch.devic
     if entry is not None and "train_seconds" in entry.meta and "gradient_evals" in entry.meta:
         if not load_differs(entry.meta.get("loadavg"), now):
             return {"seconds": float(entry.meta["train_seconds"]), "gradient_evals": int(entry.meta["gradient_evals"]),
-                    "loadavg": entry.meta.get("loadavg"), "remeasured": False}
+                    "loadavg": entry.meta.get("loadavg"), "remeasured": False, "measured_now": False}
         remeasured = True
     model = task.make_model(ref_seed).to(device)
     with count_evaluations() as evals:
@@ -63,4 +64,5 @@ def reference_retrain(task: Task, data: TaskData, seed: int, device: torch.devic
     if store is not None:
         store.save(spec, model.state_dict(), {"train_seconds": seconds, "host": platform.node(),
                                               "gradient_evals": evals.gradient_evals, "loadavg": load})
-    return {"seconds": seconds, "gradient_evals": evals.gradient_evals, "loadavg": load, "remeasured": remeasured}
+    return {"seconds": seconds, "gradient_evals": evals.gradient_evals, "loadavg": load, "remeasured": remeasured,
+            "measured_now": True}

@@ -218,6 +218,7 @@ def compute_units(plan: UnitPlan, units: list[int], store: ModelStore, executor:
         log(f"all {len(units)} units cached: scoring from stored arrays, no model is loaded")
     trained: dict[str, int] = {}
     done = 0
+    parallel = False
     try:
         if missing:
             _add(trained, _train_needed(plan, missing, store, executor, progress, log))
@@ -246,7 +247,7 @@ def compute_units(plan: UnitPlan, units: list[int], store: ModelStore, executor:
                 "rerun the same command to resume")
         raise RunInterrupted(f"interrupted: {kept}") from None
     return {"total": len(units), "cached": cached, "computed": len(missing), "computed_units": missing,
-            "trained": trained}
+            "trained": trained, "parallel": parallel}
 
 
 def run_shard(spec: RunSpec, *, store: ModelStore | None = None, log: Log = lambda _m: None,

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.report.floor_test import floor_test
+
 SPLITS = ("forget", "retain", "val")
 
 
@@ -55,15 +57,54 @@ def verdict(record: dict) -> str | None:
     """One line: how far the method's forget-set KLoM is from the noise floor's, at what cost."""
     forget = (record["metrics"].get("klom") or {}).get("forget") or {}
     mine, floor = (forget.get("unlearned") or {}).get("mean"), (forget.get("floor") or {}).get("mean")
-    cost = record["timings"].get("cost_relative_to_retrain")
+    timing = record["timings"]
+    cost = timing.get("gradient_evals_relative_to_retrain")
+    unit = "in gradient evaluations"
+    if cost is None:
+        cost, unit = timing.get("cost_relative_to_retrain"), "in wall-clock"
+    pre = (record.get("precompute") or {}).get("gradient_evals_relative_to_retrain")
     if mine is None or floor is None:
         return None
     gap = mine - floor
     how = "within 0.1 of the noise floor" if abs(gap) <= 0.1 else (
         f"{gap:.3g} above the noise floor" if gap > 0 else f"{-gap:.3g} below the noise floor")
+    test = floor_test([record])
+    if test.tested and not test.distinguishable:
+        how += (f", but within the floor's noise (95% bootstrap interval of the per-example difference over "
+                f"{test.examples} examples [{test.low:.3g}, {test.high:.3g}] contains 0: use more --n-models)")
+    elif test.tested:
+        how += f" (95% bootstrap interval [{test.low:.3g}, {test.high:.3g}] over {test.examples} examples)"
     caveat = " (but see the warnings above)" if record.get("warnings") else ""
     return (f"VERDICT forget-set KLoM {mine:.3g} vs {floor:.3g} for a second oracle ensemble: {how}{caveat}; "
-            f"cost {_fmt(cost)}x retraining one model")
+            f"cost {_fmt(cost)}x retraining one model {unit}"
+            + (f" plus {_fmt(pre)}x precompute" if pre else ""))
+
+
+def cost_lines(record: dict) -> list[str]:
+    """Wall-clock (from models timed in this run only, saying how many), gradient evaluations, and any
+    precomputation the method needed, charged beside the per-request cost."""
+    timing = record["timings"]
+    retrain = (f"retraining one model {timing['retrain_seconds']:.4g} s"
+               + ("" if timing.get("retrain_measured_in_this_run", True) else " (timed earlier on this host, cached)"))
+    note = timing.get("unlearn_timed_note") or ""
+    if timing.get("unlearn_seconds_mean") is None:
+        lines = [f"cost: {note}" if note else "cost: wall-clock not measured"]
+    else:
+        lines = [f"cost: unlearning {timing['unlearn_seconds_mean']:.4g} s/model ({note}) vs {retrain} = "
+                 f"{_fmt(timing['cost_relative_to_retrain'])}x retraining"]
+    if timing.get("gradient_evals_relative_to_retrain") is not None:
+        lines.append(f"cost in per-example gradient evaluations: {timing['unlearn_gradient_evals_mean']:.4g} per "
+                     f"model vs {timing['retrain_gradient_evals']} to retrain = "
+                     f"{_fmt(timing['gradient_evals_relative_to_retrain'])}x retraining")
+    pre = record.get("precompute")
+    if pre:
+        seconds = "" if pre.get("seconds") is None else (
+            f", {pre['seconds']:.4g} s wall-clock" + ("" if all(c.get("seconds_measured_in_this_run")
+                                                           for c in pre["charges"]) else " (not all timed in this run)"))
+        lines.append(f"precompute (charged separately, not in the figures above): {pre['note']}: "
+                     f"{pre['gradient_evals']} gradient evaluations = "
+                     f"{_fmt(pre['gradient_evals_relative_to_retrain'])}x retraining{seconds}")
+    return lines
 
 
 def run_table(record: dict) -> str:
@@ -94,12 +135,7 @@ def run_table(record: dict) -> str:
     if distance:
         lines.append(f"weight distance to oracle: original {_fmt(distance['original'])}, unlearned "
                      f"{_fmt(distance['unlearned'])} (relative {_fmt(distance['relative'])})")
-    lines.append(f"cost: unlearning {timing['unlearn_seconds_mean']:.4g} s/model vs retraining one model "
-                 f"{timing['retrain_seconds']:.4g} s = {_fmt(timing['cost_relative_to_retrain'])}x retraining")
-    if timing.get("gradient_evals_relative_to_retrain") is not None:
-        lines.append(f"cost in per-example gradient evaluations: {timing['unlearn_gradient_evals_mean']:.4g} per "
-                     f"model vs {timing['retrain_gradient_evals']} to retrain = "
-                     f"{_fmt(timing['gradient_evals_relative_to_retrain'])}x retraining")
+    lines += cost_lines(record)
     units = record.get("units")
     if units:
         lines.append(f"work units: {units['computed']} computed, {units['cached']} cached of {units['total']}")

@@ -14,13 +14,15 @@ import difflib
 from dataclasses import dataclass
 from functools import cached_property
 from importlib.resources import files
-from typing import ClassVar, Literal
+from pathlib import Path
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from bench.errors import BenchError
+from bench.bounds import Epochs, Range, StepSize, TrainBatch
+from bench.errors import BenchError, ParamError
 from bench.recording import GradientRecorder
 from bench.registry import register_task
 from bench.task import Split, StepHook, Task, TaskData
@@ -58,18 +60,32 @@ class Dave(Task):
     model: str = "gpt2"
     target: str = "Dave is working on building a custom guitar."
     target_mode: Literal["exact", "fuzzy"] = "exact"
-    epochs: int = 15
-    lr: float = 2e-5  # Adam, batch size 1, as in the paper's section 3.6.2
-    batch_size: int = 1
-    max_length: int = 128
+    epochs: Epochs = 15
+    lr: StepSize = 2e-5  # Adam, batch size 1, as in the paper's section 3.6.2
+    batch_size: TrainBatch = 1
+    max_length: Annotated[int, Range(3, 8192)] = 128  # tokens per sentence, with its two end-of-text markers
     dataset: Literal["dave", "names"] = "dave"  # names: paper 000's Name dataset (400 sentences, tasks.names)
     forget_name: str = "Dave"  # dataset=names: forget every sentence about this name
     # paper: eqs. 3-4 as printed (bench.lm_metrics); dattri-lissa, ekfac: library estimators (tasks.lm_influence_libs)
     influence_estimator: Literal["lissa", "paper", "dattri-lissa", "ekfac"] = "lissa"
 
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be at least 1")
+    # -- checkpoint identity ---------------------------------------------------------------------------
+    @cached_property
+    def checkpoint_fingerprint(self) -> str:
+        """What the weights and tokenizer loaded from ``model`` are, by content: a local folder (or file) is
+        fingerprinted by its files (``bench.fingerprint``), a hub name by the files of its downloaded snapshot.
+        It enters the training recipe, hence every cache key and record, so replacing the checkpoint at the same
+        path can never reuse models fine-tuned from the old one. Computed once per task object."""
+        from bench.fingerprint import fingerprint
+        path = Path(self.model).expanduser()
+        if path.exists():
+            return f"files:{fingerprint([path])}"
+        try:
+            from huggingface_hub import snapshot_download
+            folder = snapshot_download(self.model, local_files_only=True)
+        except Exception:  # not downloaded yet (or no hub client): the name is all there is
+            return f"hub:{self.model} (not in the local hub cache)"
+        return f"hub:{self.model}@{Path(folder).name}:{fingerprint([Path(folder)])}"
 
     def validate(self, label: str | None = None) -> None:
         """Bounds, and a library estimator's library installed (exit 2 with the pip command before training)."""
@@ -185,7 +201,8 @@ class Dave(Task):
         return self.train(model, data, seed, recorder=recorder)
 
     def training_recipe(self) -> dict:
-        return {"optimizer": "adam", "lr": self.lr, "epochs": self.epochs, "batch_size": self.batch_size}
+        return {"optimizer": "adam", "lr": self.lr, "epochs": self.epochs, "batch_size": self.batch_size,
+                "checkpoint": self.checkpoint_fingerprint}
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         from bench.lm_metrics import sequence_nll
@@ -306,12 +323,23 @@ class DaveTiny(Dave):
     default_lr = 1e-3
 
     model: str = "tiny"  # "tiny": built here; anything else is loaded with from_pretrained, as for dave
-    n_layer: int = 4
-    n_embd: int = 64
-    vocab_size: int = 400
-    epochs: int = 40
-    lr: float = 3e-3
-    batch_size: int = 4
+    n_layer: Annotated[int, Range(1, 256)] = 4
+    n_embd: Annotated[int, Range(4, 16384)] = 64  # split over 4 attention heads: a multiple of 4
+    vocab_size: Annotated[int, Range(1, 1_000_000)] = 400  # byte-level BPE: never fewer than its 257 base tokens
+    epochs: Epochs = 40
+    lr: StepSize = 3e-3
+    batch_size: TrainBatch = 4
+
+    def validate(self, label: str | None = None) -> None:
+        super().validate(label)
+        if self.model == "tiny" and self.n_embd % 4:
+            raise ParamError(f"{label or f'task {self.name!r}'} parameter 'n_embd' must be a multiple of 4 (the "
+                             f"model has 4 attention heads), got {self.n_embd}; give e.g. n_embd={self.n_embd // 4 * 4 or 4}")
+
+    @cached_property
+    def checkpoint_fingerprint(self) -> str:
+        """Built here from the task's parameters (already in every key), or a loaded checkpoint's content."""
+        return "built here" if self.model == "tiny" else super().checkpoint_fingerprint
 
     @cached_property
     def tokenizer(self):

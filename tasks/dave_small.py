@@ -10,13 +10,15 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Annotated
 
 import torch
 from torch import nn
 
-from bench.errors import BenchError
+from bench.bounds import Epochs, Range, StepSize, TrainBatch
+from bench.errors import BenchError, ParamError
 from bench.registry import register_task
-from tasks.dave import DaveTiny, read_sentences
+from tasks.dave import Dave, DaveTiny, read_sentences
 from tasks.lm_pretrain import PretrainConfig, PretrainedLM, pretrain
 
 
@@ -34,15 +36,26 @@ class DaveSmall(DaveTiny):
     default_lr = 1e-4  # stored-gradient ascent step: 200 iterations move the forget sentence without wrecking the rest
 
     model: str = "pretrained"  # "pretrained": built and cached here; anything else: from_pretrained, as for dave
-    n_layer: int = 4
-    n_embd: int = 128
-    vocab_size: int = 4096
-    pretrain_steps: int = 800
-    pretrain_max_chars: int | None = None  # None: the whole docstring corpus; smaller for quick tests
-    pretrain_threads: int = 1  # one thread beats two contending ones for a model this small
-    epochs: int = 15  # the paper's
-    lr: float = 1e-3
-    batch_size: int = 1  # the paper's
+    n_layer: Annotated[int, Range(1, 256)] = 4
+    n_embd: Annotated[int, Range(4, 16384)] = 128  # split over 4 attention heads: a multiple of 4
+    vocab_size: Annotated[int, Range(1, 1_000_000)] = 4096
+    pretrain_steps: Annotated[int, Range(1, 10_000_000)] = 800
+    pretrain_max_chars: Annotated[int | None, Range(1, None)] = None  # None: the whole docstring corpus
+    pretrain_threads: Annotated[int, Range(1, 1024)] = 1  # one thread beats two contending ones for a model this small
+    epochs: Epochs = 15  # the paper's
+    lr: StepSize = 1e-3
+    batch_size: TrainBatch = 1  # the paper's
+
+    def validate(self, label: str | None = None) -> None:
+        super(DaveTiny, self).validate(label)
+        if self.model == "pretrained" and self.n_embd % 4:
+            raise ParamError(f"{label or f'task {self.name!r}'} parameter 'n_embd' must be a multiple of 4 (the "
+                             f"model has 4 attention heads), got {self.n_embd}; give e.g. n_embd={self.n_embd // 4 * 4 or 4}")
+
+    @cached_property
+    def checkpoint_fingerprint(self) -> str:
+        """Pretrained here (keyed by the pretraining parameters and corpus), or a loaded checkpoint's content."""
+        return "pretrained here" if self.model == "pretrained" else Dave.checkpoint_fingerprint.func(self)
 
     def pretrain_config(self) -> PretrainConfig:
         return PretrainConfig(n_layer=self.n_layer, n_embd=self.n_embd, vocab_size=self.vocab_size,

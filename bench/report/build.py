@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from bench.record_schema import RECORD_SCHEMA
+from bench.report import floor_test
 from bench.report.output import check_report_target
 from bench.store import write_atomic
 
@@ -340,9 +341,12 @@ def columns_for(records: list[dict]) -> list[Column]:
                   Column("cost_evals", "cost in gradient evaluations relative to retraining", "lower",
                          _value("timings", "gradient_evals_relative_to_retrain")),
                   Column("cost", "wall-clock relative to retraining", "lower",
-                         _value("timings", "cost_relative_to_retrain"))]
+                         _value("timings", "cost_relative_to_retrain")),
+                  Column("precompute_evals", "precompute (charged separately) in gradient evaluations relative to "
+                         "retraining", "lower", _value("timings", "precompute_gradient_evals_relative_to_retrain"))]
     return [c for c in candidates if any(c.value(r) is not None or (c.floor and c.floor(r) is not None)
-                                         for r in records)]
+                                         for r in records)
+            and (c.key != "precompute_evals" or any(c.value(r) for r in records))]
 
 
 # ------------------------------------------------------------------------------------------- aggregation
@@ -550,7 +554,7 @@ def _record_links(row: Row, out_dir: Path) -> str:
     return f'<td data-value="{len(row.records)}" class="links">{" ".join(links)}</td>'
 
 
-def _row_html(row: Row, columns: list[Column], out_dir: Path) -> str:
+def _row_html(row: Row, columns: list[Column], out_dir: Path, extra: str = "") -> str:
     params = row.method.get("params", {})
     codes = sorted({str(dig(i.record, "method", "code")) for i in row.records})
     title = FLOOR_TITLE if row.floor else f"{row.label}: {_params_text(params)} (code {', '.join(codes)})"
@@ -559,17 +563,21 @@ def _row_html(row: Row, columns: list[Column], out_dir: Path) -> str:
     cells = "".join(_cell(row.cells.get(c.key)) for c in columns)
     return (f'<tr{cls} data-method="{esc(row.label)}"><th scope="row" data-value="{esc(row.label)} '
             f'{esc(row.detail)}" title="{esc(title)}"><span class="method">{esc(row.label)}</span>{detail}</th>'
-            f'<td data-value="{row.n_models}">{row.n_models}</td>{_record_links(row, out_dir)}{cells}</tr>')
+            f'<td data-value="{row.n_models}">{row.n_models}</td>{_record_links(row, out_dir)}{cells}{extra}</tr>')
 
 
 def render_table(table_id: str, columns: list[Column], rows: list[Row], floors: list[Row],
-                 primary: Column | None, out_dir: Path) -> str:
-    """The sortable leaderboard: method rows (sortable) and the pinned noise-floor rows."""
+                 primary: Column | None, out_dir: Path, standing: list[str] | None = None) -> str:
+    """The sortable leaderboard: method rows (sortable) and the pinned noise-floor rows; ``standing`` holds
+    one 'rank vs noise floor' cell per method row (``bench.report.floor_test``)."""
     heads = [_plain_header("method", 0), _plain_header("N models", 1),
              _plain_header("records", 2, "raw JSON")]
     heads += [_header_cell(col, i + 3, primary) for i, col in enumerate(columns)]
-    body = "".join(_row_html(r, columns, out_dir) for r in rows)
-    floor_body = "".join(_row_html(r, columns, out_dir) for r in floors)
+    if standing is not None:
+        heads.append(floor_test.header_html(len(columns) + 3))
+    body = "".join(_row_html(r, columns, out_dir, standing[k] if standing else "") for k, r in enumerate(rows))
+    pad = '<td data-value=""></td>' if standing is not None else ""
+    floor_body = "".join(_row_html(r, columns, out_dir, pad) for r in floors)
     foot = f'<tbody class="floor">{floor_body}</tbody>' if floors else ""
     return (f'<div class="scroll"><table class="board" id="{esc(table_id)}">'
             f'<thead><tr>{"".join(heads)}</tr></thead><tbody class="methods">{body}</tbody>{foot}</table></div>')
@@ -679,6 +687,14 @@ def _figures(rows: list[Row], floors: list[Row]) -> str:
     return f'<div class="figures">{body}</div>' if body else ""
 
 
+def _standing(rows: list[Row], floors: list[Row]) -> list[str] | None:
+    """Rank numbers that skip rows whose forget KLoM cannot be told apart from the noise floor."""
+    if not floors:
+        return None
+    tests = [floor_test.floor_test([i.record for i in r.records]) for r in rows]
+    return [floor_test.cell_html(n, t) for n, t in zip(floor_test.ranks(tests), tests)]
+
+
 def render_group(group: Group, out_dir: Path) -> tuple[str, str]:
     """(section HTML, table-of-contents entry) for one comparable group of records."""
     records = [i.record for i in group.records]
@@ -689,13 +705,14 @@ def render_group(group: Group, out_dir: Path) -> tuple[str, str]:
     # degenerate scores cannot tell methods apart: show them, but do not rank by them
     primary = None if warnings else primary_column(columns, rows)
     rows = rank(rows, primary)
+    standing = _standing(rows, floors) if primary is not None else None
     task = group.first["task"]
     title = (f"{task['name']} v{task['version']} \u00b7 forget set of {len(group.first['forget_ids'])} \u00b7 "
              f"{group.first.get('protocol', 'independent')} protocol \u00b7 scorer v"
              f"{(group.first.get('metrics') or {}).get('scorer_version', 1)} \u00b7 N={group.first['n_models']}")
     section_id, table_id = f"g-{group.ident}", f"t-{group.ident}"
     html_ = (f'<section class="group" id="{section_id}"><h2>{esc(title)}</h2>{_task_summary(group)}'
-             f'{_warnings_note(warnings) or _primary_note(primary)}{render_table(table_id, columns, rows, floors, primary, out_dir)}'
+             f'{_warnings_note(warnings) or _primary_note(primary)}{render_table(table_id, columns, rows, floors, primary, out_dir, standing)}'
              f'<p class="legend">{LEGEND}</p>'
              f'{_figures(rows, floors)}{_generations(rows)}</section>')
     toc = (f'<li><a href="#{section_id}">{esc(title)}</a> '
