@@ -351,7 +351,8 @@ def _experiment_options(args: argparse.Namespace, experiment) -> dict:
     given = {k: v for k, v in given.items() if v is not None}
     if args.task_arg and not args.task:
         if "task_args" not in accepted:
-            raise BenchError(f"experiment '{args.experiment}' takes no --task-arg without --task; add --task T")
+            raise BenchError(f"experiment '{args.experiment}': --task-arg needs --task; add --task T "
+                             "or drop --task-arg")
         given["task_args"] = parse_assignments(args.task_arg, flag="--task-arg")
     refused = [k for k in given if k not in accepted]
     if refused:
