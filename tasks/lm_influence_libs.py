@@ -64,6 +64,18 @@ class _WithParams(nn.Module):
         return torch.func.functional_call(self.model, self.replaced, args=args, kwargs=kwargs)
 
 
+def functional_params(model: nn.Module, names: list[str], flat: torch.Tensor) -> dict[str, torch.Tensor]:
+    """All of ``model``'s parameters for functional_call: ``names`` from ``flat``, every other one detached.
+
+    Why detached: an ordinary grad-requiring parameter inside dattri's LiSSA loop makes each recursion step's
+    HVP keep the autograd graph of the step before (measured on dave-tiny: 23 GB after 40 steps, 3x slower)."""
+    named = dict(model.named_parameters())
+    shapes = [named[n].shape for n in names]
+    chunks = torch.split(flat, [named[n].numel() for n in names])
+    frozen = {n: p.detach() for n, p in named.items() if n not in set(names)}
+    return {**frozen, **{n: c.reshape(s) for n, c, s in zip(names, chunks, shapes)}}
+
+
 def _flat_grad(loss: torch.Tensor, params: list[nn.Parameter]) -> torch.Tensor:
     grads = torch.autograd.grad(loss, params, allow_unused=True)
     return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(params, grads)]).detach()
@@ -80,7 +92,6 @@ def dattri_influence(model: nn.Module, names: list[str], train_loss_of: LossOf, 
     if missing:
         raise ValueError(f"unknown parameters {missing}")
     params = [named[n] for n in names]
-    shapes, sizes = [p.shape for p in params], [p.numel() for p in params]
     was_training = model.training
     model.eval()
     try:
@@ -88,8 +99,7 @@ def dattri_influence(model: nn.Module, names: list[str], train_loss_of: LossOf, 
         g_train = _flat_grad(train_loss_of(model), params)
 
         def loss_at(flat: torch.Tensor) -> torch.Tensor:  # the data are closed over: dattri differentiates inputs
-            chunks = torch.split(flat, sizes)
-            return hessian_loss_of(_WithParams(model, {n: c.reshape(s) for n, c, s in zip(names, chunks, shapes)}))
+            return hessian_loss_of(_WithParams(model, functional_params(model, names, flat)))
 
         ihvp = hessian.ihvp_lissa(loss_at, argnums=0, batch_size=1, num_repeat=1, recursion_depth=iterations,
                                   damping=damping, scaling=scale)
