@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from bench.errors import BenchError
 from bench.executor import Executor
 from bench.perf_units import _drop_units
 from bench.registry import METHODS
@@ -120,3 +121,14 @@ def test_a_model_trained_alone_on_a_dask_worker_equals_it_trained_in_a_local_chu
     done = subprocess.run([sys.executable, "-c", _CHUNKING_CHECK], env=env, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+
+
+def test_a_scheduler_whose_workers_run_several_threads_is_refused_with_the_fix():
+    from dask.distributed import LocalCluster
+
+    task = Digits(width=16, epochs=1)
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as cluster:
+        with pytest.raises(BenchError, match=r"2 threads\).*--nthreads 1"):
+            build_ensemble(task, np.array([], dtype=np.int64), [5, 6], device=torch.device("cpu"), store=None,
+                           label="test", progress=False,
+                           executor=Executor(backend="dask", scheduler=cluster.scheduler_address))
