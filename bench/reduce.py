@@ -14,14 +14,14 @@ from bench.degenerate import metric_warnings
 from bench import precompute
 from bench.wallclock import fresh_wall_clock
 from bench.errors import BenchError
-from bench.privacy import EXTRA_METRICS
+from bench.metrics.membership import EXTRA_METRICS
 from bench.provenance import provenance
 from bench.providers import PROVIDERS
 from bench.scoring import score
 from bench.seeding import derive_seed
 from bench.shards import describe_missing
 from bench.statistics import ModelStats, load_stats
-from oracles.store import ModelStore
+from oracles.cache import ModelStore
 
 if TYPE_CHECKING:
     from bench.runner import RunSpec

@@ -124,7 +124,7 @@ class Task(Configurable, ABC):
         return {}
 
     def train_recording(self, model: nn.Module, data: Split, seed: int, recorder) -> nn.Module:
-        """Train like ``train`` while ``recorder`` (a bench.recording.GradientRecorder) stores gradients."""
+        """Train like ``train`` while ``recorder`` (a oracles.recorded.GradientRecorder) stores gradients."""
         from bench.errors import BenchError
         raise BenchError(f"task '{self.name}' cannot record gradients during training; methods that need "
                          "them (stored-ga) run on dave and dave-tiny")

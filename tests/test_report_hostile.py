@@ -7,11 +7,11 @@ import json
 import pytest
 
 from bench.cli import main
-from bench.record_schema import RECORD_SCHEMA
+from bench.record import RECORD_SCHEMA
 from bench.registry import METHODS
 from bench.report.build import build_report
 from bench.runner import RunSpec, run
-from bench.store import write_json_atomic
+from bench.atomic import write_json_atomic
 from tasks.linear_gaussian import LinearGaussian
 
 TASK = dict(n=30, d=20, n_val=20, trainer="sgd", train_steps=60)

@@ -24,10 +24,10 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from bench.record_schema import RECORD_SCHEMA
+from bench.record import RECORD_SCHEMA
 from bench.report import floor_test
 from bench.report.output import check_report_target
-from bench.store import write_atomic
+from bench.atomic import write_atomic
 
 Log = Callable[[str], None]
 Getter = Callable[[dict], Any]

@@ -27,16 +27,16 @@ import torch
 from torch import nn
 
 from bench.context import UnlearnContext
-from bench.lm_metrics import generation_rouge, greedy_generate, influence_score, perplexity, prompt_of, rouge_scores
-from bench.recording import GradientRecorder
+from tasks.language.metrics import generation_rouge, greedy_generate, influence_score, perplexity, prompt_of, rouge_scores
+from oracles.recorded import GradientRecorder
 from bench.stats import describe, paired_comparison
-from bench.store import write_atomic
+from bench.atomic import write_atomic
 from bench.task import Split, TaskData
 from bench.plotting import png_bytes
 from methods.stored_gradient import StoredGradientAscent, select_layers
 
 if TYPE_CHECKING:
-    from tasks.dave import Dave
+    from tasks.language.dave import Dave
 
 matplotlib.use("Agg")
 
@@ -138,7 +138,7 @@ def mean_loss(task, model: nn.Module, split: Split, buckets: list[tuple[torch.Te
 
 def self_influence(fx: Fixture, model: nn.Module, target: int, iterations: int, estimator: str = "lissa") -> float:
     """The task's influence score (embedding parameters, damping 0.01, scale 25) with fewer iterations; estimator
-    ``lissa`` (ours, a damped inverse-HVP) or ``paper`` (eqs. 3-4 as printed; see bench.lm_metrics)."""
+    ``lissa`` (ours, a damped inverse-HVP) or ``paper`` (eqs. 3-4 as printed; see tasks.language.metrics)."""
     forget = fx.data(target).forget
     forget_buckets = _length_buckets(forget.y)
     names = set(fx.task.layer_groups(model)["embedding"])
@@ -610,7 +610,7 @@ def reproduce_layers(out: Path, log: Log = print, *, task=None, targets: list[in
 def summarize_layers(fx: Fixture, points: pd.DataFrame, comps: pd.DataFrame, curve: pd.DataFrame,
                      s: Settings) -> str:
     """Plain statements of where our layer results agree or disagree with the paper's."""
-    from bench.experiments.dave_claims import claims_block, layer_claims
+    from tasks.language.reproduce.dave_claims import claims_block, layer_claims
     lines = ["dave-layers: paper 000 (Zagardo 2024) Tables 1, 3, 4, 5 - which layers' stored gradients unlearn.", ""]
     lines += claims_block(layer_claims(comps, curve))
     lines += common_lines(fx, points, s.steps, s.lr, s.influence_iterations, LAYER_VARIANTS)
@@ -669,7 +669,7 @@ def reproduce_epochs(out: Path, log: Log = print, *, task=None, targets: list[in
 def summarize_epochs(fx: Fixture, points: pd.DataFrame, comps: pd.DataFrame, curve: pd.DataFrame,
                      s: Settings) -> str:
     """Plain statements of where our first-epoch vs all-epochs results agree or disagree with the paper's."""
-    from bench.experiments.dave_claims import claims_block, epoch_claims
+    from tasks.language.reproduce.dave_claims import claims_block, epoch_claims
     lines = ["dave-epochs: paper 000 (Zagardo 2024) Tables 1, 3, 4, 5 - first-epoch vs all-epoch stored gradients.",
              ""]
     lines += claims_block(epoch_claims(comps, curve))
