@@ -14,7 +14,8 @@ import pytest
 
 from bench.cli import main
 from bench.registry import METHODS
-from bench.report.build import aggregate, build_report
+from bench.report.aggregate import aggregate
+from bench.report.build import build_report
 from bench.report.figures import pareto_front
 from bench.runner import RunSpec, run
 from bench.atomic import write_json_atomic

@@ -24,6 +24,7 @@ from torch import nn
 from bench.bounds import Epochs, Range, StepSize, TrainBatch
 from bench.errors import BenchError, ParamError
 from oracles.recorded import GradientRecorder
+from bench.metrics.declared import ReportColumn
 from bench.registry import register_task
 from bench.task import Split, StepHook, Task, TaskData
 from tasks.language.names import indices_about, name_dataset, names_of
@@ -56,6 +57,15 @@ class Dave(Task):
     forget_size: ClassVar[int] = 1
     curve_every: ClassVar[int] = 2
     supports_datamodels: ClassVar[bool] = False
+    #: perplexity, ROUGE on the forget text and self-influence after unlearning, from ``report``
+    report_columns: ClassVar[tuple[ReportColumn, ...]] = (
+        ReportColumn("lm.perplexity.{name}", "perplexity {name} (after unlearning)",
+                     ("task_report", "perplexity", "after_unlearning", "*"), metric="perplexity"),
+        ReportColumn("lm.rouge.{name}", "{name} forget text (after unlearning)",
+                     ("task_report", "rouge", "after_unlearning", "forget", "*")),
+        ReportColumn("lm.influence", "self-influence (after unlearning)",
+                     ("task_report", "influence", "after_unlearning"), metric="self_influence"),
+    )
 
     model: str = "gpt2"
     target: str = "Dave is working on building a custom guitar."
