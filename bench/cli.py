@@ -12,7 +12,7 @@ from bench.errors import BenchError, BudgetExceededError, DivergenceError, Metho
 from bench.params import parse_assignments, split_annotation
 from bench.preflight import check_cache_dir, check_forget_flags, check_scheduler, check_writable_dir, int_arg, parse_ids
 from bench.registry import METHODS, TASKS, load_plugin
-from bench.store import write_json_atomic
+from bench.atomic import write_json_atomic
 from bench.strict_json import strict_record
 
 _SEED = int_arg("--seed", split_annotation(Seed)[1])
@@ -108,8 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--only", action="append", metavar="NAME",
                       help="run only this measurement (repeat for several): " + ", ".join(PERF_MEASUREMENTS))
 
-    rep = sub.add_parser("reproduce", help="regenerate a figure from the source papers")
-    rep.add_argument("experiment", help="one of: " + ", ".join(sorted(_experiments())))
+    rep = sub.add_parser("reproduce", help="regenerate a figure from the source papers",
+                         formatter_class=_ReproduceHelp)
+    rep.add_argument("experiment", help="one of: %(reproductions)s")
     rep.add_argument("--out", default="reports", help="folder for CSV, figures and summary (default reports/)")
     rep.add_argument("--task", help="task to run the experiment on, for experiments that take one (dm-pareto)")
     rep.add_argument("--task-arg", action="append", default=[], metavar="KEY=VALUE",
@@ -145,7 +146,7 @@ def _add_execution_args(cmd: argparse.ArgumentParser) -> None:
 
 
 def _store(args: argparse.Namespace):
-    from oracles.store import ModelStore, default_cache_root
+    from oracles.cache import ModelStore, default_cache_root
     if args.no_cache:
         return None
     return ModelStore(args.cache_dir or default_cache_root(), log=_log)
@@ -188,9 +189,14 @@ def _task_from_args(args: argparse.Namespace):
     return task_cls.from_strings(task_args, label=f"task '{args.task}'")
 
 
-def _experiments() -> dict:
-    from bench.experiments import EXPERIMENTS
-    return EXPERIMENTS
+class _ReproduceHelp(argparse.HelpFormatter):
+    """Lists the registered reproductions only when help is printed (loading them imports every task)."""
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        if action.dest == "experiment":
+            from bench.catalog import REPRODUCTIONS
+            return action.help.replace("%(reproductions)s", ", ".join(REPRODUCTIONS.names()))
+        return super()._expand_help(action)
 
 
 def cmd_list() -> None:
@@ -331,14 +337,14 @@ def cmd_datamodels(args: argparse.Namespace) -> None:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
-    experiments = _experiments()
+    from bench.catalog import REPRODUCTIONS, get_reproduction
+    experiments = REPRODUCTIONS.names()
     if args.experiment not in experiments:
         import difflib
-        close = difflib.get_close_matches(args.experiment, list(experiments), n=1)
+        close = difflib.get_close_matches(args.experiment, experiments, n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise BenchError(f"unknown experiment '{args.experiment}'.{hint} Known: {', '.join(sorted(experiments))}")
-    from bench.experiments import get_experiment
-    experiment = get_experiment(args.experiment)
+        raise BenchError(f"unknown experiment '{args.experiment}'.{hint} Known: {', '.join(experiments)}")
+    experiment = get_reproduction(args.experiment)
     print(experiment(Path(args.out), log=_log, **_experiment_options(args, experiment)))
 
 

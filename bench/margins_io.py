@@ -34,11 +34,11 @@ import numpy as np
 from bench.errors import BenchError
 from bench.margins_layout import FileNames
 from bench.statistics import ModelStats, load_stats
-from bench.store import write_atomic, write_json_atomic
+from bench.atomic import write_atomic, write_json_atomic
 
 if TYPE_CHECKING:
     from bench.units import UnitPlan
-    from oracles.store import ModelStore
+    from oracles.cache import ModelStore
 
 FORMAT = "unlearning-bench-margins"
 VERSION = 2
@@ -216,7 +216,7 @@ def export_margins(task, *, n_models: int, out: str | Path, store: "ModelStore",
     """Train (or load) N originals, oracles and floor models, compute their statistics as units do, export."""
     from bench.runner import RunSpec, make_plan, resolve_device, warm_up
     from bench.statistics import DEFAULT_MAX_SCORED_POINTS
-    from bench.store import remove_stale_tmp
+    from bench.atomic import remove_stale_tmp
     from bench.units import UnitPlan, role_stats_job
     if n_models < 1:
         raise BenchError(f"--n-models must be at least 1, got {n_models}")

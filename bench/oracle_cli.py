@@ -11,7 +11,7 @@ from bench.runner import reference_retrain_seconds, resolve_device, resolve_forg
 from bench.seeding import derive_seed
 from bench.task import Task, TaskData
 from oracles.ensemble import ensure_models
-from oracles.store import ModelStore
+from oracles.cache import ModelStore
 
 
 def prebuild(task: Task, *, seed: int, n_models: int, forget_ids: list[int] | None, device: str,

@@ -15,7 +15,7 @@ import torch
 
 from bench.errors import BenchError
 from bench.executor import Executor
-from oracles.store import ModelStore
+from oracles.cache import ModelStore
 
 Log = Callable[[str], None]
 Result = dict[str, Any]
@@ -124,9 +124,9 @@ def measure_units_workers(quick: bool, log: Log) -> Result:
     at 1 and 2 workers, and at 2 spawned (loky) workers, which import torch and the harness before their first
     unit. Trained models stay cached; everything a unit computes is dropped before each case."""
     from bench.executor import fork_is_safe
-    from bench.registry import METHODS
+    from bench.registry import METHODS, TASKS
     from bench.runner import RunSpec, _train_needed, compute_units, make_plan, resolve_device
-    from tasks.digits import Digits
+    Digits = TASKS.get("digits")
     n = 8 if quick else 32
     task = Digits(arch="cnn", width=16, epochs=2 if quick else 10)
     method = METHODS.get("gdga")(steps=20 if quick else 100)
@@ -184,9 +184,9 @@ def format_units_workers(r: Result, verdict: Callable[[bool, bool], str]) -> lis
 
 def measure_rescore(quick: bool, log: Log) -> Result:
     """A cold digits run at the task's defaults, then the same run three times with every unit cached."""
-    from bench.registry import METHODS
+    from bench.registry import METHODS, TASKS
     from bench.runner import RunSpec, run
-    from tasks.digits import Digits
+    Digits = TASKS.get("digits")
     import statistics
     n = 8 if quick else 64
     spec = RunSpec(method=METHODS.get("gdga")(), task=Digits(epochs=3) if quick else Digits(), n_models=n)
@@ -231,10 +231,10 @@ def format_rescore(r: Result, verdict: Callable[[bool, bool], str]) -> list[str]
 
 
 def measure_shards(quick: bool, log: Log) -> Result:
-    from bench.registry import METHODS
+    from bench.registry import METHODS, TASKS
     from bench.runner import RunSpec, run, run_shard
     from bench.shards import Shard
-    from tasks.digits import Digits
+    Digits = TASKS.get("digits")
     n, k = 6, 3
     task, method = Digits(width=16, epochs=2), METHODS.get("gdga")(steps=10)
     with tempfile.TemporaryDirectory(prefix="bench-perf-shards-") as tmp:

@@ -83,7 +83,7 @@ def check_writable_dir(path: str | Path, what: str, flag: str) -> Path:
 def check_cache_dir(path: str | Path | None, flag: str = "--cache-dir") -> None:
     """The model cache must be a writable folder before hours of training are spent filling it."""
     if path is None:
-        from oracles.store import default_cache_root
+        from oracles.cache import default_cache_root
         path, flag = default_cache_root(), ("$BENCH_CACHE" if os.environ.get("BENCH_CACHE") else "the default cache")
     check_writable_dir(path, "model cache", flag)
 

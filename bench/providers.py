@@ -13,8 +13,8 @@ import torch
 
 from bench.memo import memoized
 from bench.precompute import datamodels_charge, oracle_target_charge, recorded_gradients_charge
-from bench.recording import totals_from_flat
-from oracles.store import cache_key
+from oracles.recorded import totals_from_flat
+from oracles.cache import cache_key
 
 if TYPE_CHECKING:
     from bench.units import UnitEnv, UnitPlan

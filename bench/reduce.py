@@ -14,14 +14,24 @@ from bench.degenerate import metric_warnings
 from bench import precompute
 from bench.wallclock import fresh_wall_clock
 from bench.errors import BenchError
-from bench.privacy import EXTRA_METRICS
+from bench.metrics.declared import declare
+from bench.metrics.membership import EXTRA_METRICS
 from bench.provenance import provenance
+from bench.record import Record
 from bench.providers import PROVIDERS
 from bench.scoring import score
 from bench.seeding import derive_seed
 from bench.shards import describe_missing
+
+# the cost of a run, relative to retraining one model (records' ``timings``)
+declare("gradient_evals_relative_to_retrain", "lower", "mean over unlearned models of per-example gradient "
+        "evaluations, divided by those of retraining one model")
+declare("cost_relative_to_retrain", "lower", "mean over timed unlearned models of wall-clock seconds, divided by "
+        "retraining one model on the same machine")
+declare("precompute_gradient_evals_relative_to_retrain", "lower", "one-off precomputation (datamodels, oracle "
+        "targets) in gradient evaluations relative to retraining, charged beside the per-request cost")
 from bench.statistics import ModelStats, load_stats
-from oracles.store import ModelStore
+from oracles.cache import ModelStore
 
 if TYPE_CHECKING:
     from bench.runner import RunSpec
@@ -88,7 +98,6 @@ def _cost(metas: list[dict], retrain: dict, charged: dict | None) -> dict:
 def reduce_units(plan: "UnitPlan", store: ModelStore, spec: "RunSpec", counts: dict, retrain: dict,
                  log: Callable[[str], None] = lambda _m: None) -> dict:
     """The result record of a run whose units are all stored."""
-    from bench.runner import RECORD_SCHEMA
     task, method, n = plan.task, plan.method, plan.n_models
     arrays, utility, members = load_arrays(plan, store)
     metas = [u.meta for u in members["unlearned"]]
@@ -111,17 +120,16 @@ def reduce_units(plan: "UnitPlan", store: ModelStore, spec: "RunSpec", counts: d
     first = metas[0]
     cost = _cost(metas, retrain, charged)
     device = torch.device(plan.device)
-    return {
-        "schema": RECORD_SCHEMA,
-        "method": {"name": method.name, "params": method.get_params(), "code": plan.code},
-        "task": {"name": task.name, "version": task.version, "params": task.get_params(),
-                 "recipe": task.training_recipe(), "label": task.config_label()},
-        "forget_ids": [int(i) for i in plan.forget_idx],
-        "n_models": n,
-        "protocol": plan.protocol,
-        "seeds": {"base": plan.base_seed, **plan.seeds},
-        "steps_used": [int(m["steps_used"]) for m in metas],
-        "timings": {
+    return Record(
+        method={"name": method.name, "params": method.get_params(), "code": plan.code},
+        task={"name": task.name, "version": task.version, "params": task.get_params(),
+              "recipe": task.training_recipe(), "label": task.config_label()},
+        forget_ids=[int(i) for i in plan.forget_idx],
+        n_models=n,
+        protocol=plan.protocol,
+        seeds={"base": plan.base_seed, **plan.seeds},
+        steps_used=[int(m["steps_used"]) for m in metas],
+        timings={
             **wall,
             "retrain_seconds": retrain["seconds"],
             "retrain_loadavg": retrain.get("loadavg"),
@@ -131,23 +139,23 @@ def reduce_units(plan: "UnitPlan", store: ModelStore, spec: "RunSpec", counts: d
             "precompute_seconds": inputs.pop("precompute_seconds"),
             **cost,
         },
-        "cost": {"gradient_evals": cost["gradient_evals_relative_to_retrain"],
-                 "wall_clock": wall["cost_relative_to_retrain"],
-                 "models_timed": wall["unlearn_models_timed"],
-                 "precompute_gradient_evals": cost["precompute_gradient_evals_relative_to_retrain"]},
-        "precompute": charged,
-        "cache": {"originals": len(plan.seeds["original"]) - trained.get("original", 0),
-                  "oracles": n - trained.get("oracle", 0), "floor": (n - trained.get("floor", 0)) if n >= 2 else 0,
-                  "unlearned": n - sum(1 for i in counts.get("computed_units", []) if not metas[i]["unlearned_cached"])},
-        "units": {"total": counts["total"], "cached": counts["cached"], "computed": counts["computed"]},
-        "scoring": {"max_scored_points": plan.points.max_points, "points": plan.points.counts(),
-                    "oracle_source": plan.imported.describe() if plan.imported is not None else "cache"},
-        "metrics": metrics,
-        "warnings": metric_warnings(task, n),
-        "task_report": first.get("task_report", {}),
-        "curves": first.get("curve"),
-        **inputs,
-        "per_example": per_example,
-        "provenance": {**provenance(device), "backend": spec.executor.backend, "workers": spec.executor.workers},
-    }
+        cost={"gradient_evals": cost["gradient_evals_relative_to_retrain"],
+              "wall_clock": wall["cost_relative_to_retrain"],
+              "models_timed": wall["unlearn_models_timed"],
+              "precompute_gradient_evals": cost["precompute_gradient_evals_relative_to_retrain"]},
+        precompute=charged,
+        cache={"originals": len(plan.seeds["original"]) - trained.get("original", 0),
+               "oracles": n - trained.get("oracle", 0), "floor": (n - trained.get("floor", 0)) if n >= 2 else 0,
+               "unlearned": n - sum(1 for i in counts.get("computed_units", []) if not metas[i]["unlearned_cached"])},
+        units={"total": counts["total"], "cached": counts["cached"], "computed": counts["computed"]},
+        scoring={"max_scored_points": plan.points.max_points, "points": plan.points.counts(),
+                 "oracle_source": plan.imported.describe() if plan.imported is not None else "cache"},
+        metrics=metrics,
+        warnings=metric_warnings(task, n),
+        task_report=first.get("task_report", {}),
+        curves=first.get("curve"),
+        inputs=inputs,
+        per_example=per_example,
+        provenance={**provenance(device), "backend": spec.executor.backend, "workers": spec.executor.workers},
+    ).to_dict()
 

@@ -17,7 +17,7 @@ from bench.gradcount import count_evaluations
 from bench.seeding import derive_seed
 from bench.task import Task, TaskData
 from oracles.ensemble import model_spec
-from oracles.store import ModelStore
+from oracles.cache import ModelStore
 
 
 def load_average() -> float | None:

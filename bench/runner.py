@@ -19,7 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from bench.enforce import budget_of
-from bench.record_schema import RECORD_SCHEMA
+from bench.record import RECORD_SCHEMA
 from bench.context import Observer
 from bench.errors import BenchError, ForgetSetError
 from bench.executor import Executor
@@ -30,11 +30,11 @@ from bench.retrain_cost import reference_retrain
 from bench.seeding import derive_seed
 from bench.shards import MERGE, Shard, describe_missing
 from bench.statistics import DEFAULT_MAX_SCORED_POINTS, choose_points
-from bench.store import remove_stale_tmp
+from bench.atomic import remove_stale_tmp
 from bench.task import Split, Task, TaskData
 from bench.units import UnitPlan, method_code_hash, run_unit
 from oracles.ensemble import ensure_models
-from oracles.store import ModelStore
+from oracles.cache import ModelStore
 
 ObserverFactory = Callable[[int, nn.Module, nn.Module], Observer]
 Log = Callable[[str], None]

@@ -17,7 +17,7 @@ from torch import nn
 from bench.digests import array_bytes
 from bench.forward_memo import one_forward_per_input
 from bench.task import Split, Task, TaskData
-from oracles.store import ModelStore, cache_key
+from oracles.cache import ModelStore, cache_key
 
 STATS_VERSION = 1
 SPLITS = ("forget", "retain", "val")

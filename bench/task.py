@@ -9,7 +9,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from bench.metrics.declared import ReportColumn, declare
 from bench.params import Configurable
+
+ACCURACY = declare("accuracy", "higher", "fraction of a split classified correctly, mean over models")
+LOSS = declare("loss", "lower", "mean per-example loss on a split, mean over models")
 
 StepHook = Callable[[nn.Module], None]
 
@@ -124,7 +128,7 @@ class Task(Configurable, ABC):
         return {}
 
     def train_recording(self, model: nn.Module, data: Split, seed: int, recorder) -> nn.Module:
-        """Train like ``train`` while ``recorder`` (a bench.recording.GradientRecorder) stores gradients."""
+        """Train like ``train`` while ``recorder`` (a oracles.recorded.GradientRecorder) stores gradients."""
         from bench.errors import BenchError
         raise BenchError(f"task '{self.name}' cannot record gradients during training; methods that need "
                          "them (stored-ga) run on dave and dave-tiny")
@@ -206,6 +210,10 @@ class Task(Configurable, ABC):
 
     #: KLoM conventions scored besides the definition (``bench.metrics.klom``), e.g. ("easydub",)
     extra_klom_conventions: ClassVar[tuple[str, ...]] = ()
+
+    #: leaderboard columns this task adds from what ``report`` returns (records' ``task_report``); the report
+    #: reads these instead of knowing tasks by name (``bench.metrics.declared.ReportColumn``)
+    report_columns: ClassVar[tuple[ReportColumn, ...]] = ()
 
     def external_models(self) -> object | None:
         """Models and statistics this task reads from files instead of training (a third-party release such

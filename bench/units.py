@@ -29,7 +29,7 @@ from bench.providers import PROVIDERS
 from bench.statistics import ModelStats, ScoredPoints, compute_stats, load_stats, save_stats, stats_spec
 from bench.task import Task, TaskData
 from oracles.ensemble import ensure_models, load_model, model_spec, new_model
-from oracles.store import ModelStore, cache_key
+from oracles.cache import ModelStore, cache_key
 
 UNIT_VERSION = 1
 ROLES = ("original", "oracle", "floor", "target")

@@ -15,7 +15,7 @@ from bench.errors import BenchError
 from bench.executor import Executor
 from bench.task import Task, TaskData
 from oracles.datamodels import Datamodels, build_datamodels, fit_bytes, sample_targets
-from oracles.store import ModelStore
+from oracles.cache import ModelStore
 
 ATTRIBUTIONS = ("datamodels", "trak")
 TARGET_MODES = ("auto", "all", "sampled")

@@ -25,7 +25,7 @@ from bench.seeding import derive_seed
 from bench.task import Task
 from oracles.compute import training_gradient_evaluations
 from oracles.ensemble import model_spec, train_chunk
-from oracles.store import ModelStore
+from oracles.cache import ModelStore
 
 
 HALF_ABOVE_BYTES = 1e9  # float32 weights larger than this are stored as float16 (half the memory)

@@ -23,7 +23,7 @@ from bench.errors import DivergenceError
 from bench.executor import Executor
 from bench.task import Split, Task
 from bench.locks import EntryLock
-from oracles.store import ModelStore, cache_key
+from oracles.cache import ModelStore, cache_key
 
 
 @dataclass

@@ -14,11 +14,11 @@ import numpy as np
 import torch
 
 from bench.executor import Executor
-from bench.store import write_atomic
+from bench.atomic import write_atomic
 from bench.seeding import derive_seed
 from bench.task import Task
 from oracles.datamodels import build_datamodels, lds_from_margins, subset_masks, train_subset_models
-from oracles.store import ModelStore
+from oracles.cache import ModelStore
 from oracles.trak import build_trak
 
 

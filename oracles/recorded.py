@@ -1,20 +1,89 @@
-"""Gradients recorded while an original was trained, for the forget set only, cached beside the model.
+"""Gradients recorded during training (paper 000), and their cached replay for a run's forget set.
 
-Originals are shared across forget sets and trained in batches, so the recording is a replay of the
-same seeded training run with the recording hook on; the replayed weights are compared with the
-cached original's and the difference is recorded (zero on CPU, where training is deterministic).
+One concern in one module: ``GradientRecorder`` accumulates, per requested example and parameter, the gradient
+summed over the first epoch and over all epochs (so stored-gradient methods can replay an example's
+contribution); ``record_gradients`` produces those sums for a cached original. Originals are shared across
+forget sets and trained in batches, so the recording is a replay of the same seeded training run with the
+recording hook on; the replayed weights are compared with the cached original's and the difference is recorded
+(zero on CPU, where training is deterministic).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 import torch
 from torch import nn
 
-from bench.recording import GradientRecorder
 from bench.task import Task
-from oracles.store import ModelStore, cache_key
+from oracles.cache import ModelStore, cache_key
+
+KINDS = ("first-epoch", "all-epochs")
+
+
+class GradientRecorder:
+    """Accumulates gradients of chosen training examples; only those examples pay the memory cost.
+
+    ``observe`` is called by a task's training loop once per mini-batch with the per-example losses
+    (before the optimiser step, graph still alive) and the batch's example ids.
+    """
+
+    def __init__(self, example_ids: Iterable[int], param_names: Iterable[str] | None = None) -> None:
+        self.example_ids = sorted({int(i) for i in example_ids})
+        self.param_names = None if param_names is None else set(param_names)
+        self.sums: dict[str, dict[int, dict[str, torch.Tensor]]] = {kind: {} for kind in KINDS}
+        self.observations = {i: 0 for i in self.example_ids}
+
+    def _params(self, model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+        return [(name, p) for name, p in model.named_parameters()
+                if p.requires_grad and (self.param_names is None or name in self.param_names)]
+
+    def observe(self, model: nn.Module, example_losses: torch.Tensor, batch_ids: list[int], epoch: int) -> None:
+        """Add the gradient of each requested example's loss (the loss's own, not the batch mean's)."""
+        wanted = [(pos, i) for pos, i in enumerate(batch_ids) if i in self.observations]
+        if not wanted:
+            return
+        named = self._params(model)
+        for pos, example in wanted:
+            grads = torch.autograd.grad(example_losses[pos], [p for _, p in named], retain_graph=True,
+                                        allow_unused=True)
+            self.observations[example] += 1
+            for kind in KINDS:
+                if kind == "first-epoch" and epoch > 0:
+                    continue
+                store = self.sums[kind].setdefault(example, {})
+                for (name, param), grad in zip(named, grads):
+                    grad = torch.zeros_like(param) if grad is None else grad.detach()
+                    store[name] = store[name] + grad if name in store else grad.clone()
+
+    def total(self, kind: str) -> dict[str, torch.Tensor]:
+        """Gradients summed over every recorded example, for ``first-epoch`` or ``all-epochs``."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown gradient kind {kind!r}; use one of {KINDS}")
+        out: dict[str, torch.Tensor] = {}
+        for per_param in self.sums[kind].values():
+            for name, grad in per_param.items():
+                out[name] = out[name] + grad if name in out else grad.clone()
+        return out
+
+    def flat_state(self) -> dict[str, torch.Tensor]:
+        """Everything recorded as one flat tensor dict (``kind/example/param``), for the model store."""
+        return {f"{kind}/{example}/{name}": grad for kind, per_example in self.sums.items()
+                for example, per_param in per_example.items() for name, grad in per_param.items()}
+
+    def memory_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.flat_state().values())
+
+
+def totals_from_flat(flat: dict[str, torch.Tensor], kind: str) -> dict[str, torch.Tensor]:
+    """Inverse of ``flat_state`` summed over examples: the per-parameter total for one kind."""
+    out: dict[str, torch.Tensor] = {}
+    for key, grad in flat.items():
+        k, _example, name = key.split("/", 2)
+        if k == kind:
+            out[name] = out[name] + grad if name in out else grad.clone()
+    return out
 
 
 @dataclass

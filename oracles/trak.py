@@ -32,7 +32,7 @@ from oracles.compute import training_gradient_evaluations
 from oracles.datamodels import (Datamodels, lds_from_margins, model_inputs, subset_masks,
                                 train_subset_models)
 from oracles.ensemble import build_ensemble
-from oracles.store import ModelStore
+from oracles.cache import ModelStore
 
 PROJECTION_BYTES = 4e8  # the projection matrix is generated in blocks of at most this size
 

@@ -11,7 +11,10 @@ from torch import nn
 from bench.bounds import ForgetSize, NonNegative, Range, Seed, Steps, TrainBatch
 from bench.registry import register_task
 from bench.seeding import torch_generator
+from bench.metrics.declared import declare
 from bench.task import Split, StepHook, Task
+
+MSE = declare("mse", "lower", "mean squared error of the prediction on a split, mean over models")
 
 DTYPE = torch.float64  # float64 so convergence to 1e-6 of the closed form is measurable
 

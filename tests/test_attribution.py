@@ -103,7 +103,7 @@ def test_dm_matching_and_dm_direct_with_trak_run_on_tiny_cifar(tmp_path):
     from bench.registry import METHODS
     from bench.task import TaskData
     from oracles.attribution import datamodels_for
-    from tasks.cifar10 import Cifar10
+    from tasks.vision.cifar10 import Cifar10
     from tests.test_vision import write_cifar
 
     write_cifar(tmp_path, per_batch=16)

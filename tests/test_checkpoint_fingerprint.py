@@ -8,9 +8,9 @@ import torch
 
 from bench.executor import Executor
 from oracles.ensemble import ensure_models, model_spec
-from oracles.store import ModelStore, cache_key
-from tasks.dave import Dave, DaveTiny
-from tasks.dave_small import DaveSmall
+from oracles.cache import ModelStore, cache_key
+from tasks.language.dave import Dave, DaveTiny
+from tasks.language.dave_small import DaveSmall
 
 NONE = np.array([], dtype=np.int64)
 

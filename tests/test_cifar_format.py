@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bench.errors import BenchError
-from tasks.cifar10 import Cifar10
+from tasks.vision.cifar10 import Cifar10
 from tests.test_vision import write_cifar
 
 
@@ -97,7 +97,7 @@ def test_replaced_data_changes_the_cache_key(root, monkeypatch):
     """The cache keyed on data_root's path string reused models trained on replaced images."""
     import bench.fingerprint as fp
     from oracles.ensemble import model_spec
-    from oracles.store import cache_key
+    from oracles.cache import cache_key
     monkeypatch.setattr(fp, "SCAN_TTL_S", 0.0)
     task = Cifar10(data_root=str(root), verify=False)
     before = cache_key(model_spec(task, np.array([], dtype=np.int64), 0))

@@ -18,7 +18,7 @@ from bench.registry import METHODS
 from bench.runner import RunSpec, run, run_shard
 from bench.shards import Shard
 from oracles.ensemble import build_ensemble
-from oracles.store import ModelStore
+from oracles.cache import ModelStore
 from tasks.digits import Digits
 
 pytest.importorskip("dask.distributed")

@@ -6,13 +6,13 @@ import torch
 from bench.cli import main
 from bench.context import UnlearnContext
 from bench.errors import BenchError, DivergenceError, ParamError
-from bench.lm_metrics import perplexity, sequence_nll
-from bench.recording import GradientRecorder
+from tasks.language.metrics import perplexity, sequence_nll
+from oracles.recorded import GradientRecorder
 from bench.registry import METHODS
 from bench.runner import RunSpec, run
 from bench.task import TaskData
 from methods.stored_gradient import select_layers
-from tasks.dave import Dave, DaveTiny, closest_sentence, read_sentences
+from tasks.language.dave import Dave, DaveTiny, closest_sentence, read_sentences
 
 TARGET = "Dave is working on building a custom guitar."
 

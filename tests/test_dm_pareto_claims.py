@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.experiments.dm_pareto_claims import COST, judge, verdict_lines
-from bench.experiments.dm_pareto_scale import FAST_SECONDS, TARGET_SECONDS, hours, retrain_equivalents
+from tasks.reproductions.dm_pareto_claims import COST, judge, verdict_lines
+from tasks.reproductions.dm_pareto_scale import FAST_SECONDS, TARGET_SECONDS, hours, retrain_equivalents
 from bench.klom_intervals import FLOOR, KlomReplicates
 
 N_BOOT = 400
@@ -131,7 +131,7 @@ def test_reproduce_flags_reach_the_experiment(monkeypatch, tmp_path, capsys):
         seen.update(out=out, n_models=n_models, task=task, device=device, datamodel_models=datamodel_models)
         return "fake summary"
 
-    monkeypatch.setattr("bench.experiments.get_experiment", lambda name: fake)
+    monkeypatch.setattr("bench.catalog.get_reproduction", lambda name: fake)
     code = main(["reproduce", "dm-pareto", "--out", str(tmp_path), "--task", "digits", "--task-arg", "width=8",
                  "--device", "cpu", "--n-models", "4", "--datamodel-models", "24"])
     assert code == 0 and "fake summary" in capsys.readouterr().out

@@ -13,7 +13,7 @@ import torch
 from bench.errors import BenchError
 from bench.registry import METHODS
 from bench.runner import RunSpec, run
-from oracles.store import ModelStore
+from oracles.cache import ModelStore
 from tasks.easydub.derived import confidence_from_margin, loss_from_margin
 from tasks.easydub.layout import CIFAR10
 from tasks.easydub.reader import EasyDubReader
@@ -85,7 +85,7 @@ def test_prefixes_and_wrappers_are_stripped(tmp_path):
 
 
 def test_bad_checkpoints_are_refused_naming_the_file(tmp_path):
-    from bench.vision import resnet9 as dawnbench
+    from tasks.vision.recipe import resnet9 as dawnbench
     torch.save(dawnbench(10, 8).state_dict(), tmp_path / "other.pt")
     with pytest.raises(BenchError, match=r"other\.pt does not fit EasyDUB's ResNet-9 layout: missing keys"):
         load_checkpoint(easydub_resnet9(10, 8), tmp_path / "other.pt")

@@ -15,8 +15,8 @@ from bench.executor import Executor
 from bench.margins_io import ImportedMargins, export_margins, export_names
 from bench.registry import METHODS
 from bench.runner import RunSpec, run
-from oracles.store import ModelStore
-from tasks.cifar10 import Cifar10
+from oracles.cache import ModelStore
+from tasks.vision.cifar10 import Cifar10
 from tasks.easydub.layout import CIFAR10
 from tasks.easydub.reader import EasyDubReader
 from tests.test_vision import write_cifar

@@ -4,7 +4,7 @@ import torch
 
 from bench.executor import Executor
 from oracles.ensemble import build_ensemble, model_spec
-from oracles.store import ModelStore
+from oracles.cache import ModelStore
 from tasks.digits import Digits
 
 TASK = Digits(width=16, epochs=2)
@@ -47,7 +47,7 @@ def test_oracles_are_keyed_by_the_forget_set(tmp_path):
 def test_a_corrupt_entry_is_reported_and_rebuilt(tmp_path):
     store = ModelStore(tmp_path)
     clean = _build(store, [7])
-    path = store.path_for(__import__("oracles.store", fromlist=["cache_key"]).cache_key(model_spec(TASK, NONE, 7)))
+    path = store.path_for(__import__("oracles.cache", fromlist=["cache_key"]).cache_key(model_spec(TASK, NONE, 7)))
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))

@@ -12,7 +12,7 @@ from bench.report.build import build_report
 from bench.report.floor_test import (BOOTSTRAP, FloorTest, bootstrap_interval, floor_test, paired_differences,
                                      ranks)
 from bench.runner import RunSpec, run
-from bench.store import write_json_atomic
+from bench.atomic import write_json_atomic
 from tasks.linear_gaussian import LinearGaussian
 
 

@@ -112,7 +112,7 @@ def test_stored_gradients_are_charged_their_recording_passes():
 
     from bench.registry import METHODS
     from bench.runner import RunSpec, run
-    from tasks.dave import DaveTiny
+    from tasks.language.dave import DaveTiny
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -134,7 +134,7 @@ def test_gradient_evaluations_count_keyword_called_language_models():
     import torch
 
     from bench.gradcount import count_evaluations
-    from tasks.dave import DaveTiny
+    from tasks.language.dave import DaveTiny
     task = DaveTiny(n_layer=1, n_embd=16, vocab_size=300, epochs=1)
     train, _ = task.load()
     model = task.make_model(0)

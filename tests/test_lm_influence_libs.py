@@ -1,4 +1,4 @@
-"""Library influence estimators (tasks.lm_influence_libs): dattri's LiSSA against ours, kronfluence's EK-FAC in
+"""Library influence estimators (tasks.language.influence_libs): dattri's LiSSA against ours, kronfluence's EK-FAC in
 its large-damping limit, and the install hints when a library is missing."""
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 
 from bench.errors import BenchError  # noqa: E402
-from bench.lm_metrics import influence_score, sequence_nll  # noqa: E402
-from tasks import lm_influence_libs as libs  # noqa: E402
+from tasks.language.metrics import influence_score, sequence_nll  # noqa: E402
+from tasks.language import influence_libs as libs  # noqa: E402
 from test_lm_metrics import SENTENCES, batch, make_model, make_tokenizer  # noqa: E402
 
 
@@ -47,7 +47,7 @@ def test_missing_library_gives_the_install_hint(monkeypatch):
         libs.require_library("dattri-lissa")
     with pytest.raises(BenchError, match="pip install kronfluence==1.0.1"):
         libs.require_library("ekfac")
-    from tasks.dave import DaveTiny
+    from tasks.language.dave import DaveTiny
     with pytest.raises(BenchError, match="pip install kronfluence"):  # refused before anything trains
         DaveTiny(influence_estimator="ekfac").validate()
 

@@ -1,4 +1,4 @@
-"""Tests for bench.lm_metrics on a tiny GPT-2 and a byte-level BPE trained in the test (no network)."""
+"""Tests for tasks.language.metrics on a tiny GPT-2 and a byte-level BPE trained in the test (no network)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 pytest.importorskip("rouge_score")
 
-from bench.lm_metrics import (  # noqa: E402
+from tasks.language.metrics import (  # noqa: E402
     activation_gradient_influence,
     generation_rouge,
     greedy_generate,

@@ -4,8 +4,8 @@ import pytest
 
 from bench.errors import BenchError
 from bench.task import TaskData
-from tasks.dave import DaveTiny, read_sentences
-from tasks.names import indices_about, name_dataset, names_of, retell, subject
+from tasks.language.dave import DaveTiny, read_sentences
+from tasks.language.names import indices_about, name_dataset, names_of, retell, subject
 
 TABLE6 = read_sentences("dave_sentences")
 
@@ -54,8 +54,8 @@ def test_unknown_forget_name_suggests_one():
 def test_dave_small_starts_from_its_pretrained_weights_and_fine_tunes():
     import torch
 
-    from bench.lm_metrics import perplexity
-    from tasks.dave_small import DaveSmall
+    from tasks.language.metrics import perplexity
+    from tasks.language.dave_small import DaveSmall
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

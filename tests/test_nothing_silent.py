@@ -204,7 +204,7 @@ def test_a_late_record_write_failure_says_what_was_kept(tmp_path, capsys, monkey
 def test_a_failing_cache_write_loses_nothing(tmp_path, capsys, monkeypatch):
     def too_big(*_a, **_k):
         raise OSError(errno.EFBIG, "File too large")
-    monkeypatch.setattr("oracles.store.write_atomic", too_big)
+    monkeypatch.setattr("oracles.cache.write_atomic", too_big)
     code = main(["run", "--method", "noop", *TINY, "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c")])
     err = capsys.readouterr().err
     # work units read their models and statistics back from the cache, so a run cannot go on without it:

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from bench.cli import main
-from oracles.store import ModelStore
-from tasks.dave import read_sentences
-from tasks.lm_pretrain import PretrainConfig, pack_rows, pretrain, sentence_perplexity
-from tasks.stdlib_corpus import gather, is_prose, module_files, prose_paragraphs
+from oracles.cache import ModelStore
+from tasks.language.dave import read_sentences
+from tasks.language.pretrain import PretrainConfig, pack_rows, pretrain, sentence_perplexity
+from tasks.language.stdlib_corpus import gather, is_prose, module_files, prose_paragraphs
 
 #: a pretraining small enough for CI (about 10 s on one core); it must still lower perplexity >= 2.5x
 TINY = dict(n_layer=1, n_embd=32, n_head=2, vocab_size=400, steps=60, batch_size=16, context=32, max_chars=30000,

@@ -14,10 +14,11 @@ import pytest
 
 from bench.cli import main
 from bench.registry import METHODS
-from bench.report.build import aggregate, build_report
+from bench.report.aggregate import aggregate
+from bench.report.build import build_report
 from bench.report.figures import pareto_front
 from bench.runner import RunSpec, run
-from bench.store import write_json_atomic
+from bench.atomic import write_json_atomic
 from tasks.linear_gaussian import LinearGaussian
 
 EVIL = "<script>alert(1)</script>"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench.report.build import build_report
-from bench.store import write_json_atomic
+from bench.atomic import write_json_atomic
 from test_report import PNG_MAGIC, column, parse_page, table_methods, tiny_record
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -7,11 +7,11 @@ import json
 import pytest
 
 from bench.cli import main
-from bench.record_schema import RECORD_SCHEMA
+from bench.record import RECORD_SCHEMA
 from bench.registry import METHODS
 from bench.report.build import build_report
 from bench.runner import RunSpec, run
-from bench.store import write_json_atomic
+from bench.atomic import write_json_atomic
 from tasks.linear_gaussian import LinearGaussian
 
 TASK = dict(n=30, d=20, n_val=20, trainer="sgd", train_steps=60)
@@ -77,14 +77,14 @@ def test_bad_records_are_skipped_with_file_and_reason(results, tmp_path, good):
 
 
 def test_a_record_that_breaks_rendering_is_skipped_not_fatal(results, tmp_path, monkeypatch):
-    import bench.report.build as build
-    real = build.columns_for
+    import bench.report.columns as columns
+    real = columns.columns_for
 
     def fragile(records):
         if any(r["method"]["name"] == "finetune" for r in records):
             raise TypeError("unsupported operand")
         return real(records)
-    monkeypatch.setattr(build, "columns_for", fragile)
+    monkeypatch.setattr(columns, "columns_for", fragile)
     page = _page(results, tmp_path)
     assert "finetune.json" in page and "cannot be shown (TypeError: unsupported operand)" in page
     assert 'data-method="noop"' in page and 'data-method="finetune"' not in page
@@ -130,7 +130,7 @@ def test_report_out_refuses_records_folders_and_foreign_files(results, tmp_path,
 
 
 def test_identical_values_get_no_interval():
-    from bench.report.build import aggregate
+    from bench.report.aggregate import aggregate
     cell = aggregate([0.25, 0.25, 0.25])
     assert cell.mean == 0.25 and cell.half is None and cell.kind == "identical" and cell.n == 3
 

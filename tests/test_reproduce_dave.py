@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from bench.cli import main
-from bench.experiments import get_experiment
-from bench.experiments.dave import reproduce_epochs, reproduce_layers
-from tasks.dave import DaveTiny
+from bench.catalog import get_reproduction as get_experiment
+from tasks.language.reproduce.dave import reproduce_epochs, reproduce_layers
+from tasks.language.dave import DaveTiny
 
 TARGETS = [0, 4, 14]
 TEST_COLUMNS = {"n", "t_statistic", "p_value", "mean_difference", "ci_low", "ci_high", "cohens_d"}
@@ -113,7 +113,7 @@ def test_points_carry_both_influence_estimators(reports):
 
 
 def test_default_task_is_the_pretrained_small_model_and_scratch_is_an_option():
-    from bench.experiments.dave import _settings, reproduce_epochs_scratch, reproduce_layers_scratch
+    from tasks.language.reproduce.dave import _settings, reproduce_epochs_scratch, reproduce_layers_scratch
     s = _settings(None, None, 200, 200, 10, None, 5, 0, "cpu")
     assert s.task.name == "dave-small" and s.steps == 200 and s.targets == list(range(20))
     assert get_experiment("dave-layers-scratch") is reproduce_layers_scratch
@@ -123,7 +123,7 @@ def test_default_task_is_the_pretrained_small_model_and_scratch_is_an_option():
 
 
 def test_registry_resolves_both_names_and_keeps_linear_convergence():
-    from bench.experiments import linear_convergence
+    from tasks.reproductions import linear_convergence
     assert get_experiment("dave-layers") is reproduce_layers
     assert get_experiment("dave-epochs") is reproduce_epochs
     assert get_experiment("linear-convergence") is linear_convergence.reproduce

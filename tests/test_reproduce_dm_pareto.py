@@ -4,9 +4,9 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.experiments import get_experiment
-from bench.experiments.dm_pareto import pareto_mask, reproduce
-from oracles.store import ModelStore
+from bench.catalog import get_reproduction as get_experiment
+from tasks.reproductions.dm_pareto import pareto_mask, reproduce
+from oracles.cache import ModelStore
 from tasks.digits import Digits
 
 METHODS = ("noop", "finetune", "dm-direct", "dm-direct-trak", "retrain")

@@ -2,7 +2,7 @@
 import pandas as pd
 
 from bench.cli import main
-from bench.experiments.linear_convergence import first_within, reproduce
+from tasks.reproductions.linear_convergence import first_within, reproduce
 
 
 def test_reproduce_writes_outputs_and_names_oracle_matching_first(tmp_path):

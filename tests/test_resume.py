@@ -11,7 +11,7 @@ import pytest
 
 from bench.registry import METHODS
 from bench.runner import RunSpec, run
-from oracles.store import ModelStore
+from oracles.cache import ModelStore
 from tasks.digits import Digits
 
 ARGS = ["--task", "digits", "--task-arg", "width=8", "--task-arg", "epochs=1", "--forget-size", "6",

@@ -50,7 +50,7 @@ def test_per_example_arrays_are_recorded():
 
 def test_records_carry_scorer_version_and_undecided_counts():
     from bench.metrics import SCORER_VERSION
-    from bench.report.build import group_key
+    from bench.report.group import group_key
     from bench.table import run_table
 
     record = run(RunSpec(method=METHODS.get("noop")(), task=EXACT, n_models=3))

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save as save_tensors
 from torch import nn
 
-from oracles.store import CacheEntry, ModelStore, cache_key, default_cache_root
+from oracles.cache import CacheEntry, ModelStore, cache_key, default_cache_root
 
 SPEC = {
     "task": "digits",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from oracles.store import ModelStore
+from oracles.cache import ModelStore
 
 SPEC = {"kind": "unlearned", "method": "noop", "seed": 1}
 META = {"unlearn_seconds": (int, float), "steps_used": int}

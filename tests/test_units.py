@@ -14,9 +14,9 @@ from bench.providers import inputs_of
 from bench.registry import METHODS
 from bench.runner import RunSpec, run, run_shard
 from bench.shards import Shard, parse_shard
-from bench.store import remove_stale_tmp
+from bench.atomic import remove_stale_tmp
 from bench.margins_io import export_margins
-from oracles.store import ModelStore
+from oracles.cache import ModelStore
 from tasks.digits import Digits
 
 TINY = Digits(width=8, epochs=1, forget_size=6)

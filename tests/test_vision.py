@@ -11,9 +11,9 @@ from bench.cli import main
 from bench.errors import BenchError
 from bench.registry import METHODS
 from bench.runner import RunSpec, run
-from bench.vision import resnet9, resnet18
-from tasks.celeba import CELEBA_FILES, CelebAFaces
-from tasks.cifar10 import Cifar10
+from tasks.vision.recipe import resnet9, resnet18
+from tasks.vision.celeba import CELEBA_FILES, CelebAFaces
+from tasks.vision.cifar10 import Cifar10
 
 ATTRIBUTES = ["5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
               "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby",

@@ -38,7 +38,15 @@ import numpy as np
 from scipy.special import logsumexp
 
 from bench.metrics.challenge_grid import double_lefts, double_rights, single_thresholds
+from bench.metrics.declared import declare
 from bench.metrics.klom import check_model_pair
+
+FORGET_SCORE = declare("forget_score", "higher", "mean over forget examples of the bucket credit of their epsilon",
+                       "challenge forget score F")
+FINAL_SCORE = declare("final_score", "higher", "F x retain accuracy ratio x test accuracy ratio (accuracies averaged "
+                      "over models)", "challenge final score")
+EPSILON_MEAN = declare("epsilon_mean", "lower", "mean over forget examples of the per-example epsilon (capped at 50)",
+                       "challenge \u03b5 mean")
 
 __all__ = ["ChallengeForget", "EpsilonScores", "challenge_forget", "confidence_statistic", "epsilons",
            "final_score", "forget_score", "score_epsilons"]

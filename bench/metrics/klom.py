@@ -26,6 +26,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench.metrics.declared import declare
+
+KLOM = declare("klom", "lower", "per example: KL(unlearned || oracle) between margin histograms over the N models; "
+               "per split: mean, p95 and p99 over the scored examples", "KLoM")
+
 __all__ = ["CONVENTIONS", "klom", "klom_summary"]
 
 CONVENTIONS = ("definition", "easydub")

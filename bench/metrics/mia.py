@@ -5,6 +5,12 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from bench.metrics.declared import declare
+
+# an attack's ideal is chance, not an extreme: neither direction is "better" for a leaderboard
+AUC = declare("auc", None, "area under the attack's ROC curve over all scored examples", "AUC")
+TPR_AT_FPR = declare("tpr_at_fpr", None, "highest attack true-positive rate at a fixed false-positive rate", "TPR")
+
 
 def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, fpr_limit: float) -> float:
     """Highest true-positive rate among ROC points whose false-positive rate is at most ``fpr_limit``."""

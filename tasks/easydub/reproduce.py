@@ -17,7 +17,7 @@ import numpy as np
 from bench.errors import BenchError
 from bench.metrics import klom
 from bench.params import parse_int
-from bench.store import write_atomic, write_json_atomic
+from bench.atomic import write_atomic, write_json_atomic
 from tasks.easydub.layout import LAYOUTS
 from tasks.easydub.reader import EasyDubReader, download
 

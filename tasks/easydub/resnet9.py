@@ -1,6 +1,6 @@
 """EasyDUB's ResNet-9, laid out module for module so their state dicts load (``easydub/models.py``).
 
-The layout differs from ``bench.vision.resnet9`` (the DAWNBench one): a 5x5 stride-2 second block, no pooling
+The layout differs from ``tasks.vision.recipe.resnet9`` (the DAWNBench one): a 5x5 stride-2 second block, no pooling
 before the first residual, one max-pool, a 3x3 unpadded last block to 128 channels, adaptive max-pool, a
 bias-free linear layer and logits scaled by 0.2. Keys follow the ``nn.Sequential`` indices (``0.0.weight``,
 ``2.module.0.1.running_mean``, ``9.weight``). ``width`` scales every block (64: theirs, 6.6M parameters);

@@ -174,10 +174,10 @@ class EasyDubCifar10(EasyDubTask):
     num_classes = 10
 
     def read_images(self, train: bool) -> tuple[np.ndarray, np.ndarray]:
-        from tasks.cifar10 import read_cifar10
+        from tasks.vision.cifar10 import read_cifar10
         return read_cifar10(self.images_root(), train, self.download, self.verify)
 
     def image_paths(self) -> list[Path]:
-        from tasks.cifar10 import CIFAR_FILES
-        from tasks.cifar_format import FOLDER
+        from tasks.vision.cifar10 import CIFAR_FILES
+        from tasks.vision.cifar_format import FOLDER
         return [Path(self.images_root()).expanduser() / FOLDER / name for name in CIFAR_FILES]

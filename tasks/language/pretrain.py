@@ -4,7 +4,7 @@ Paper 000 fine-tunes a *pretrained* GPT-2; a model trained from scratch on 20 se
 its general-sentence perplexity, its influence scores and its fine-tuning dynamics are not the paper's. This module
 gives every machine the same small pretrained starting point without a download:
 
-1. the corpus is gathered from the standard library (``tasks.stdlib_corpus``);
+1. the corpus is gathered from the standard library (``tasks.language.stdlib_corpus``);
 2. a byte-level BPE is trained on that corpus plus the task's sentences (so "Dave" and "guitar" are tokens);
 3. a GPT-2 (a few blocks, width 128-256) is trained on the corpus only: the task sentences stay unseen data;
 4. the weights, tokenizer and a report (Python version, corpus hash and size, tokens seen, general-sentence
@@ -22,8 +22,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from oracles.store import ModelStore
-from tasks.stdlib_corpus import Corpus, gather
+from oracles.cache import ModelStore
+from tasks.language.stdlib_corpus import Corpus, gather
 
 EOS = "<|endoftext|>"
 VERSION = "1"
@@ -147,7 +147,7 @@ def encode_sentences(tokenizer, sentences: list[str]) -> tuple[torch.Tensor, tor
 
 
 def sentence_perplexity(model: nn.Module, tokenizer, sentences: list[str]) -> float:
-    from bench.lm_metrics import perplexity
+    from tasks.language.metrics import perplexity
     ids, mask = encode_sentences(tokenizer, sentences)
     device = next(model.parameters()).device
     return perplexity(model, ids.to(device), mask.to(device))
@@ -251,7 +251,7 @@ def save_folder(lm: PretrainedLM, out) -> None:
     and any transformers code can use the model."""
     from pathlib import Path
 
-    from bench.store import write_atomic
+    from bench.atomic import write_atomic
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     model = lm.model()

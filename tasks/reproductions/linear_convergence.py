@@ -15,7 +15,7 @@ from torch import nn
 
 from bench.registry import METHODS, TASKS
 from bench.runner import RunSpec, run
-from bench.store import write_atomic
+from bench.atomic import write_atomic
 from bench.plotting import png_bytes
 
 matplotlib.use("Agg")

@@ -14,8 +14,8 @@ from bench.classification import skewed_forget_set
 from bench.errors import BenchError
 from bench.registry import register_task
 from bench.task import Split
-from bench.vision import VisionTask, resnet9
-from tasks.cifar_format import FOLDER, META_FILE, TEST_FILES, TRAIN_FILES, md5, read_batch
+from tasks.vision.recipe import VisionTask, resnet9
+from tasks.vision.cifar_format import FOLDER, META_FILE, TEST_FILES, TRAIN_FILES, md5, read_batch
 
 CIFAR_FILES = [*TRAIN_FILES, *TEST_FILES, META_FILE]
 
@@ -23,7 +23,7 @@ CIFAR_FILES = [*TRAIN_FILES, *TEST_FILES, META_FILE]
 def read_cifar10(root: str, train: bool, download: bool, verify: bool) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images [N, 32, 32, 3] and labels from the python batches (md5 checks unless verify=False).
 
-    The batches are read with a restricted unpickler (``tasks.cifar_format``), never by torchvision's plain
+    The batches are read with a restricted unpickler (``tasks.vision.cifar_format``), never by torchvision's plain
     ``pickle.load``: with verify=False, whatever lies in data_root is read, so it must not be able to run code.
     """
     from torchvision.datasets import CIFAR10

@@ -29,6 +29,15 @@ from typing import Callable, Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
+from bench.metrics.declared import declare
+
+PERPLEXITY = declare("perplexity", "lower", "exp of the mean token negative log-likelihood of a split (section 3.7), "
+                     "mean over models")
+# after unlearning, ROUGE of the forget text and self-influence have no better direction by themselves
+for _rouge in ("rouge1", "rouge2", "rougeL"):
+    declare(_rouge, None, "ROUGE F-measure of greedy generations against the forget text (section 3.7)")
+SELF_INFLUENCE = declare("self_influence", None, "-grad L_s . (H + dI)^-1 grad L_s on the embedding (section 3.6.3)")
+
 __all__ = [
     "sequence_nll",
     "token_log_margins",

@@ -27,16 +27,17 @@ import torch
 from torch import nn
 
 from bench.context import UnlearnContext
-from bench.lm_metrics import generation_rouge, greedy_generate, influence_score, perplexity, prompt_of, rouge_scores
-from bench.recording import GradientRecorder
+from tasks.language.metrics import generation_rouge, greedy_generate, influence_score, perplexity, prompt_of, rouge_scores
+from oracles.recorded import GradientRecorder
 from bench.stats import describe, paired_comparison
-from bench.store import write_atomic
+from bench.atomic import write_atomic
 from bench.task import Split, TaskData
 from bench.plotting import png_bytes
+from tasks.language.reproduce.narrative import fill, fill_lines
 from methods.stored_gradient import StoredGradientAscent, select_layers
 
 if TYPE_CHECKING:
-    from tasks.dave import Dave
+    from tasks.language.dave import Dave
 
 matplotlib.use("Agg")
 
@@ -138,7 +139,7 @@ def mean_loss(task, model: nn.Module, split: Split, buckets: list[tuple[torch.Te
 
 def self_influence(fx: Fixture, model: nn.Module, target: int, iterations: int, estimator: str = "lissa") -> float:
     """The task's influence score (embedding parameters, damping 0.01, scale 25) with fewer iterations; estimator
-    ``lissa`` (ours, a damped inverse-HVP) or ``paper`` (eqs. 3-4 as printed; see bench.lm_metrics)."""
+    ``lissa`` (ours, a damped inverse-HVP) or ``paper`` (eqs. 3-4 as printed; see tasks.language.metrics)."""
     forget = fx.data(target).forget
     forget_buckets = _length_buckets(forget.y)
     names = set(fx.task.layer_groups(model)["embedding"])
@@ -372,57 +373,37 @@ def common_lines(fx: Fixture, points: pd.DataFrame, steps: int, lr: float | None
     before_p, tuned_p = phase_mean(points, BEFORE, "perplexity_dave"), phase_mean(points, FINETUNED, "perplexity_dave")
     tuned_f, tuned_g = (phase_mean(points, FINETUNED, m) for m in ("perplexity_forget", "perplexity_general"))
     lr_used = task.default_lr if lr is None else lr
-    lines = [f"Setup: task {task.name} ({_describe_task(task)}), one model fine-tuned with seed 0 in "
-             f"{fx.train_seconds:.0f}s while recording every sentence's gradients; each of "
-             f"{points['target'].nunique()} sentences unlearned in turn with stored-gradient ascent, {steps} "
-             f"iterations at lr {lr_used:g}"
-             + (" (the paper's 200 iterations, the task's default lr)" if steps == PAPER_STEPS and lr is None else "")
-             + f". Influence: the task's LiSSA self-influence with {iterations} iterations instead of 50 (cost).",
-             _step_check(points, _all_layers_all_epochs(variants), steps, lr), "",
-             "Perplexity (paper Table 4; ours: all 20 Dave sentences, mean over targets):",
-             f"  paper: {paper['perplexity'][BEFORE]:g} before fine-tuning -> {paper['perplexity'][FINETUNED]} "
-             f"fine-tuned -> 1.12-1.45 after unlearning (x1.05-1.36, 'remained close to 1').",
-             f"  ours:  {before_p:.4g} before -> {tuned_p:.3g} fine-tuned -> "
-             + ", ".join(f"{phase_mean(points, f'unlearned: {v.label}', 'perplexity_dave'):.3g} ({v.label})"
-                         for v in variants) + ".",
-             f"  forget sentence alone: {tuned_f:.3g} fine-tuned -> "
-             + ", ".join(f"{phase_mean(points, f'unlearned: {v.label}', 'perplexity_forget'):.3g} ({v.label})"
+
+    def per_variant(metric: str, spec: str, labelled: bool = True) -> str:
+        return ", ".join(f"{phase_mean(points, _phase(v.label), metric):{spec}}" + (f" ({v.label})" if labelled else "")
                          for v in variants)
-             + f"; general sentences {tuned_g:.4g} fine-tuned -> "
-             + ", ".join(f"{phase_mean(points, f'unlearned: {v.label}', 'perplexity_general'):.4g}" for v in variants)
-             + (f" (pretrained: {_pretrained_general(task)})" if _is_pretrained(task) else
-                " (a from-scratch model never learned general English, so this is a drift check, not utility)") + ".",
-             "",
-             "Self-influence (paper Tables 1 and 3):",
-             f"  paper: {paper['influence'][BEFORE]} before -> {paper['influence'][FINETUNED]} fine-tuned (3.5x more "
-             f"negative) -> {paper['influence']['all']} all layers / {paper['influence']['embedding']} embedding "
-             f"after unlearning: {_paper_returned('all'):.2f} / {_paper_returned('embedding'):.2f} of the "
-             "fine-tuning shift undone.",
-             f"  ours:  {before_i:.4g} before -> {tuned_i:.4g} fine-tuned -> "
-             + ", ".join(f"{phase_mean(points, f'unlearned: {v.label}', 'influence'):.4g} ({v.label})"
-                         for v in variants) + ".",
-             f"  Fine-tuning {_agree(abs(tuned_i) > abs(before_i))} in direction: ours moves influence "
-             + ("away from zero" if abs(tuned_i) > abs(before_i) else "towards zero")
-             + f" by x{abs(tuned_i / before_i):.3g} (paper: away from zero, x3.5). "
-             + ("Our 'before' model is pretrained on docstrings (Dave perplexity "
-                if _is_pretrained(task) else "Our 'before' model is randomly initialised (Dave perplexity ")
-             + f"{before_p:.3g}, large gradients); fine-tuning brings "
-             f"our Dave perplexity to {tuned_p:.3g}, and a well-fit sentence has a small gradient, hence a small "
-             "score: with this few LiSSA iterations the score is dominated by the forget sentence's squared gradient "
-             "norm (for a zero Hessian it would be -(1 + 0.99 + ... + 0.99^K) |g|^2 / 25).",
-             "  Fraction of the fine-tuning shift undone by unlearning (0: still at the fine-tuned value, 1: back at "
-             "the before-fine-tuning value, >1: beyond it; paper 0.66 all layers, 0.64 embedding): "
-             + ", ".join(f"{returned_fraction(points, f'unlearned: {v.label}'):.3g} ({v.label})" for v in variants)
-             + f". {_fraction_verdict(points, variants)} Absolute scales differ (fewer iterations, small model), so "
-             "only signs and ratios are comparable.",
-             "  The paper's own estimator (eqs. 3-4 as printed, column influence_paper): "
-             + f"{phase_mean(points, BEFORE, 'influence_paper'):.4g} before -> "
-             f"{phase_mean(points, FINETUNED, 'influence_paper'):.4g} fine-tuned -> "
-             + ", ".join(f"{phase_mean(points, _phase(v.label), 'influence_paper'):.4g} ({v.label})" for v in variants)
-             + ". Its IHVP is a unit vector close to the gradient's own direction, so this score is about minus the "
-             "forget gradient's norm: it measures how badly the sentence is fit, not a curvature-weighted influence.",
-             ]
-    return lines
+
+    return fill_lines(
+        "common", task_name=task.name, task_description=_describe_task(task), train_seconds=f"{fx.train_seconds:.0f}",
+        n_targets=points["target"].nunique(), steps=steps, lr=f"{lr_used:g}",
+        paper_defaults=(" (the paper's 200 iterations, the task's default lr)"
+                        if steps == PAPER_STEPS and lr is None else ""),
+        iterations=iterations, step_check=_step_check(points, _all_layers_all_epochs(variants), steps, lr),
+        paper_ppl_before=f"{paper['perplexity'][BEFORE]:g}", paper_ppl_tuned=paper["perplexity"][FINETUNED],
+        ppl_before=f"{before_p:.4g}", ppl_before_short=f"{before_p:.3g}", ppl_tuned=f"{tuned_p:.3g}",
+        ppl_unlearned=per_variant("perplexity_dave", ".3g"),
+        ppl_forget_tuned=f"{tuned_f:.3g}", ppl_forget_unlearned=per_variant("perplexity_forget", ".3g"),
+        ppl_general_tuned=f"{tuned_g:.4g}", ppl_general_unlearned=per_variant("perplexity_general", ".4g", False),
+        general_note=(f" (pretrained: {_pretrained_general(task)})" if _is_pretrained(task) else
+                      " (a from-scratch model never learned general English, so this is a drift check, not utility)"),
+        paper_inf_before=paper["influence"][BEFORE], paper_inf_tuned=paper["influence"][FINETUNED],
+        paper_inf_all=paper["influence"]["all"], paper_inf_embedding=paper["influence"]["embedding"],
+        paper_returned_all=f"{_paper_returned('all'):.2f}", paper_returned_embedding=f"{_paper_returned('embedding'):.2f}",
+        inf_before=f"{before_i:.4g}", inf_tuned=f"{tuned_i:.4g}", inf_unlearned=per_variant("influence", ".4g"),
+        finetune_agrees=_agree(abs(tuned_i) > abs(before_i)),
+        finetune_direction="away from zero" if abs(tuned_i) > abs(before_i) else "towards zero",
+        finetune_factor=f"{abs(tuned_i / before_i):.3g}",
+        before_model="pretrained on docstrings" if _is_pretrained(task) else "randomly initialised",
+        fractions=", ".join(f"{returned_fraction(points, _phase(v.label)):.3g} ({v.label})" for v in variants),
+        fraction_verdict=_fraction_verdict(points, variants),
+        paper_estimator_before=f"{phase_mean(points, BEFORE, 'influence_paper'):.4g}",
+        paper_estimator_tuned=f"{phase_mean(points, FINETUNED, 'influence_paper'):.4g}",
+        paper_estimator_unlearned=per_variant("influence_paper", ".4g"))
 
 
 def _all_layers_all_epochs(variants: tuple[Variant, ...]) -> Variant:
@@ -498,20 +479,19 @@ def rouge_lines(fx: Fixture, points: pd.DataFrame, curve: pd.DataFrame, label: s
     p_start, p_end, p_iters = PAPER["rouge1_curve"]
     plain = generation_rouge(fx.finetuned, fx.task.tokenizer, fx.sentences)[0]["rouge1"]
     drop_ours, drop_paper = end["rouge1"] / start["rouge1"], p_end / p_start
-    return [
-        "Forget-sentence ROUGE (paper Tables 3 and 5):",
-        f"  paper: ROUGE-1 {p_start} -> {p_end} over {p_iters} iterations (x{drop_paper:.2f}); "
-        f"fine-tuned ROUGE-1 {PAPER['rouge1_finetuned']}.",
-        f"  ours ({label}): ROUGE-1 {start['rouge1']:.3g} -> {end['rouge1']:.3g} over {iters} iterations "
-        f"(x{drop_ours:.2f}), ROUGE-2 {start['rouge2']:.3g} -> {end['rouge2']:.3g}, ROUGE-L {start['rougeL']:.3g} -> "
-        f"{end['rougeL']:.3g}; retain perplexity {start['perplexity_retain']:.3g} -> {end['perplexity_retain']:.3g} "
-        f"along the way. Direction {_agree(drop_ours < 1)}"
-        + (f", magnitude {'similar' if abs(drop_ours - drop_paper) < 0.25 else 'different'}." if drop_ours < 1 else "."),
-        f"  Our fine-tuned model regenerates its sentences (mean ROUGE-1 {phase_mean(points, FINETUNED, 'rouge1'):.3g}) "
-        "when prompted after EOS as in training; prompted without EOS (the task's generation_rouge) it scores "
-        f"{plain:.3g}" + (", because a model that learned positions only from these rows shifts by one."
-                          if plain < 0.9 * phase_mean(points, FINETUNED, "rouge1") else "."),
-    ]
+    tuned_rouge1 = phase_mean(points, FINETUNED, "rouge1")
+    return fill_lines(
+        "rouge", paper_start=p_start, paper_end=p_end, paper_iterations=p_iters, paper_drop=f"{drop_paper:.2f}",
+        paper_finetuned=PAPER["rouge1_finetuned"], label=label, iterations=iters, our_drop=f"{drop_ours:.2f}",
+        **{f"{key}_{which}": f"{row[key]:.3g}" for which, row in (("start", start), ("end", end))
+           for key in ("rouge1", "rouge2", "rougeL")},
+        retain_start=f"{start['perplexity_retain']:.3g}", retain_end=f"{end['perplexity_retain']:.3g}",
+        direction_agrees=_agree(drop_ours < 1),
+        magnitude=(f", magnitude {'similar' if abs(drop_ours - drop_paper) < 0.25 else 'different'}."
+                   if drop_ours < 1 else "."),
+        finetuned_rouge1=f"{tuned_rouge1:.3g}", plain=f"{plain:.3g}",
+        plain_note=(", because a model that learned positions only from these rows shifts by one."
+                    if plain < 0.9 * tuned_rouge1 else "."))
 
 
 def _describe_curve(curve: pd.DataFrame, variant: str) -> str:
@@ -609,42 +589,31 @@ def reproduce_layers(out: Path, log: Log = print, *, task=None, targets: list[in
 
 def summarize_layers(fx: Fixture, points: pd.DataFrame, comps: pd.DataFrame, curve: pd.DataFrame,
                      s: Settings) -> str:
-    """Plain statements of where our layer results agree or disagree with the paper's."""
-    from bench.experiments.dave_claims import claims_block, layer_claims
-    lines = ["dave-layers: paper 000 (Zagardo 2024) Tables 1, 3, 4, 5 - which layers' stored gradients unlearn.", ""]
-    lines += claims_block(layer_claims(comps, curve))
-    lines += common_lines(fx, points, s.steps, s.lr, s.influence_iterations, LAYER_VARIANTS)
+    """Plain statements of where our layer results agree or disagree with the paper's (``templates/layers.txt``)."""
+    from tasks.language.reproduce.dave_claims import claims_block, layer_claims
     emb, all_ = _comp(comps, "before fine-tuning vs embedding"), _comp(comps, "before fine-tuning vs all")
     ratio_paper = PAPER["before_minus_after"]["embedding"] / PAPER["before_minus_after"]["all"]
     ratio_ours = emb["mean_difference"] / all_["mean_difference"]
-    lines += ["  Embedding-only vs all layers, mean difference before - after (paper 467.8 vs 424.0, ratio "
-              f"{ratio_paper:.2f}): ours {emb['mean_difference']:.4g} vs {all_['mean_difference']:.4g} "
-              f"(ratio {ratio_ours:.3g}): {_agree(0.5 < ratio_ours < 2)} that the two are comparable"
-              + _ratio_note(ratio_ours), ""]
     tuned = phase_mean(points, FINETUNED, "log_perplexity_forget")
     rise = {v.label: math.exp(phase_mean(points, _phase(v.label), "log_perplexity_forget") - tuned)
             for v in LAYER_VARIANTS}
     last = _comp(comps, "embedding vs last:2", "log_perplexity_forget")
-    lines += ["Which layers matter (paper: embedding alone suffices; layers 11-12 alone had 'absolutely no impact'; "
-              "embedding + 11-12 works):",
-              "  forget perplexity, geometric-mean factor over fine-tuned: "
-              + ", ".join(f"x{r:.3g} ({label})" for label, r in rise.items()) + ".",
-              f"  Embedding-only {_agree(_raises(comps, 'embedding'))} that the embedding alone unlearns "
-              f"(x{rise['embedding']:.3g}, {_p(comps, 'embedding')}); it is "
-              f"{'weaker' if rise['embedding'] < rise['all'] else 'stronger'} than all layers here "
-              f"(x{rise['all']:.3g}), where the paper found them about equal. Last 2 blocks alone: "
-              f"x{rise['last:2']:.3g} ({_p(comps, 'last:2')}), "
-              + ("a tiny effect (however consistent), close to the paper's 'no impact'" if rise["last:2"] < 1.05
-                 else "a clear effect, unlike the paper")
-              + f"; embedding vs last:2 on log forget perplexity: t {last['t_statistic']:.3g}, p {last['p_value']:.2g}. "
-              f"Embedding + last 2: x{rise['embedding+last:2']:.3g}, {_agree(_raises(comps, 'embedding+last:2'))} "
-              "that it works. With one shared learning rate the layers' stored gradients differ in norm "
-              f"({_layer_norms(fx, s.targets)}), so part of this is step length, not which layer is 'crucial'.", ""]
-    lines += rouge_lines(fx, points, curve, "all")
-    lines += ["", f"Paired tests use n = {len(s.targets)} targets from ONE fine-tuned model (the paper does not say "
-              "what its trials were), so p-values describe variation across sentences, not across training "
-              "seeds. See tables.txt and comparisons.csv."]
-    return "\n".join(lines)
+    return fill(
+        "layers", claims="\n".join(claims_block(layer_claims(comps, curve))),
+        common="\n".join(common_lines(fx, points, s.steps, s.lr, s.influence_iterations, LAYER_VARIANTS)),
+        ratio_paper=f"{ratio_paper:.2f}", embedding_difference=f"{emb['mean_difference']:.4g}",
+        all_difference=f"{all_['mean_difference']:.4g}", ratio_ours=f"{ratio_ours:.3g}",
+        comparable_agrees=_agree(0.5 < ratio_ours < 2), ratio_note=_ratio_note(ratio_ours),
+        rises=", ".join(f"x{r:.3g} ({label})" for label, r in rise.items()),
+        embedding_agrees=_agree(_raises(comps, "embedding")), rise_embedding=f"{rise['embedding']:.3g}",
+        p_embedding=_p(comps, "embedding"), weaker_or_stronger="weaker" if rise["embedding"] < rise["all"] else "stronger",
+        rise_all=f"{rise['all']:.3g}", rise_last2=f"{rise['last:2']:.3g}", p_last2=_p(comps, "last:2"),
+        last2_verdict=("a tiny effect (however consistent), close to the paper's 'no impact'" if rise["last:2"] < 1.05
+                       else "a clear effect, unlike the paper"),
+        last2_t=f"{last['t_statistic']:.3g}", last2_p=f"{last['p_value']:.2g}",
+        rise_embedding_last2=f"{rise['embedding+last:2']:.3g}",
+        embedding_last2_agrees=_agree(_raises(comps, "embedding+last:2")), layer_norms=_layer_norms(fx, s.targets),
+        rouge="\n".join(rouge_lines(fx, points, curve, "all")), n_targets=len(s.targets))
 
 
 def reproduce_epochs(out: Path, log: Log = print, *, task=None, targets: list[int] | None = None,
@@ -668,38 +637,29 @@ def reproduce_epochs(out: Path, log: Log = print, *, task=None, targets: list[in
 
 def summarize_epochs(fx: Fixture, points: pd.DataFrame, comps: pd.DataFrame, curve: pd.DataFrame,
                      s: Settings) -> str:
-    """Plain statements of where our first-epoch vs all-epochs results agree or disagree with the paper's."""
-    from bench.experiments.dave_claims import claims_block, epoch_claims
-    lines = ["dave-epochs: paper 000 (Zagardo 2024) Tables 1, 3, 4, 5 - first-epoch vs all-epoch stored gradients.",
-             ""]
-    lines += claims_block(epoch_claims(comps, curve))
-    lines += common_lines(fx, points, s.steps, s.lr, s.influence_iterations, EPOCH_VARIANTS)
+    """Plain statements of where our first-epoch vs all-epochs results agree or disagree with the paper's
+    (``templates/epochs.txt``)."""
+    from tasks.language.reproduce.dave_claims import claims_block, epoch_claims
     fe_all, fe_emb = _comp(comps, "first-epoch vs all-epochs"), _comp(comps, "first-epoch vs embedding")
     tuned = phase_mean(points, FINETUNED, "log_perplexity_forget")
     rise = {v.label: math.exp(phase_mean(points, _phase(v.label), "log_perplexity_forget") - tuned)
             for v in EPOCH_VARIANTS}
-    ratio = _norm_ratio(fx, s.targets)
-    lines += ["  First-epoch minus other variant, mean influence difference (paper: +27.12 vs all layers, +70.94 vs "
-              f"embedding, i.e. first epoch closer to 'before'): ours {fe_all['mean_difference']:+.4g} vs all-epochs "
-              f"(p {fe_all['p_value']:.2g}), {fe_emb['mean_difference']:+.4g} vs all-epochs/embedding "
-              f"(p {fe_emb['p_value']:.2g}). {_first_epoch_verdict(points, fe_all['mean_difference'])}", "",
-              "First epoch vs all epochs (paper: first-epoch gradients unlearn MORE; perplexity 1.45 vs 1.16):",
-              "  forget perplexity, geometric-mean factor over fine-tuned: "
-              + ", ".join(f"x{r:.3g} ({label})" for label, r in rise.items()) + ".",
-              f"  With the same lr and steps, first-epoch {_agree(rise['first-epoch'] > rise['all-epochs'])}: "
-              f"our first-epoch gradient sums are {ratio:.3g}x shorter (median over targets) than the all-epoch sums "
-              "(1 of the epochs vs all of them, summed), so the same step count moves the weights far less. "
-              f"Rescaled to the all-epoch norm ('norm-matched'), first-epoch gives x{rise['first-epoch norm-matched']:.3g} "
-              f"vs x{rise['all-epochs']:.3g}: "
-              + ("the first-epoch DIRECTION is the more effective one, in line with the paper's claim once step "
-                 "length is equalised." if rise["first-epoch norm-matched"] > rise["all-epochs"]
-                 else "even at equal step length the first-epoch direction unlearns less here."),
-              f"  Curves ({s.curve_steps} iterations): first-epoch " + _describe_curve(curve, "first-epoch")
-              + "; all-epochs " + _describe_curve(curve, "all-epochs") + ".", ""]
-    lines += rouge_lines(fx, points, curve, "all-epochs")
-    lines += ["", f"Paired tests use n = {len(s.targets)} targets from ONE fine-tuned model, so p-values describe "
-              "variation across sentences, not across training seeds. See tables.txt and comparisons.csv."]
-    return "\n".join(lines)
+    return fill(
+        "epochs", claims="\n".join(claims_block(epoch_claims(comps, curve))),
+        common="\n".join(common_lines(fx, points, s.steps, s.lr, s.influence_iterations, EPOCH_VARIANTS)),
+        first_vs_all=f"{fe_all['mean_difference']:+.4g}", first_vs_all_p=f"{fe_all['p_value']:.2g}",
+        first_vs_embedding=f"{fe_emb['mean_difference']:+.4g}", first_vs_embedding_p=f"{fe_emb['p_value']:.2g}",
+        first_epoch_verdict=_first_epoch_verdict(points, fe_all["mean_difference"]),
+        rises=", ".join(f"x{r:.3g} ({label})" for label, r in rise.items()),
+        first_epoch_agrees=_agree(rise["first-epoch"] > rise["all-epochs"]),
+        norm_ratio=f"{_norm_ratio(fx, s.targets):.3g}", rise_norm_matched=f"{rise['first-epoch norm-matched']:.3g}",
+        rise_all_epochs=f"{rise['all-epochs']:.3g}",
+        direction_verdict=("the first-epoch DIRECTION is the more effective one, in line with the paper's claim once "
+                           "step length is equalised." if rise["first-epoch norm-matched"] > rise["all-epochs"]
+                           else "even at equal step length the first-epoch direction unlearns less here."),
+        curve_steps=s.curve_steps, curve_first_epoch=_describe_curve(curve, "first-epoch"),
+        curve_all_epochs=_describe_curve(curve, "all-epochs"),
+        rouge="\n".join(rouge_lines(fx, points, curve, "all-epochs")), n_targets=len(s.targets))
 
 
 def _ratio_note(ratio: float) -> str:

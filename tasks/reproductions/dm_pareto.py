@@ -6,7 +6,7 @@ model (deterministic; the wall-clock ratio is kept beside it, but on a shared ma
 budgets of one method), y = the 99th percentile of per-example KLoM on each of the forget, retain and
 validation sets, averaged over the three (the paper's axes). The datamodels' training is a one-off cost per
 dataset, reported beside the points, not on the x axis. The claim is decided with paired bootstrap intervals
-(``bench.experiments.dm_pareto_claims``).
+(``tasks.reproductions.dm_pareto_claims``).
 """
 from __future__ import annotations
 
@@ -24,12 +24,12 @@ from bench.errors import BenchError, DivergenceError
 from bench.method import Method
 from bench.registry import METHODS, TASKS
 from bench.runner import RunSpec, run
-from bench.store import write_atomic
+from bench.atomic import write_atomic
 from bench.task import Task
 from bench.plotting import png_bytes
-from bench.experiments.dm_pareto_claims import (CLAIM_BASELINES, COST, claim_replicates, ensemble_margins, judge,
+from tasks.reproductions.dm_pareto_claims import (CLAIM_BASELINES, COST, claim_replicates, ensemble_margins, judge,
                                                  verdict_lines)
-from bench.experiments.dm_pareto_scale import estimate_lines
+from tasks.reproductions.dm_pareto_scale import estimate_lines
 from bench.klom_intervals import FLOOR
 
 matplotlib.use("Agg")
@@ -397,7 +397,7 @@ def reproduce(out: Path, log: Log = print, *, n_models: int = 32, budgets: tuple
               methods: tuple[str, ...] | None = None, task: Task | None = None, datamodel_models: int = 300,
               store: object = None, device: str = "auto", n_boot: int = N_BOOT) -> str:
     """Write points.csv, figure.png and summary.txt under ``out/dm-pareto``; return the summary."""
-    from oracles.store import ModelStore, default_cache_root
+    from oracles.cache import ModelStore, default_cache_root
 
     task = task if task is not None else TASKS.get("digits")(**DEFAULT_TASK_ARGS)
     store = store if store is not None else ModelStore(default_cache_root(), log=log)

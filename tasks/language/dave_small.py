@@ -1,6 +1,6 @@
 """``dave-small``: paper 000's setting offline, a pretrained small GPT-2 fine-tuned on the Dave sentences.
 
-The starting model is pretrained here on standard-library docstrings (``tasks.lm_pretrain``) the first time it is
+The starting model is pretrained here on standard-library docstrings (``tasks.language.pretrain``) the first time it is
 needed and then comes from the model cache (``$BENCH_CACHE``), keyed by the corpus hash and every pretraining
 setting, so all runs and reproductions on one machine share it. Fine-tuning follows the paper's recipe (Adam,
 batch size 1, 15 epochs) with a learning rate scaled for a model this small.
@@ -18,8 +18,8 @@ from torch import nn
 from bench.bounds import Epochs, Range, StepSize, TrainBatch
 from bench.errors import BenchError, ParamError
 from bench.registry import register_task
-from tasks.dave import Dave, DaveTiny, read_sentences
-from tasks.lm_pretrain import PretrainConfig, PretrainedLM, pretrain
+from tasks.language.dave import Dave, DaveTiny, read_sentences
+from tasks.language.pretrain import PretrainConfig, PretrainedLM, pretrain
 
 
 def _log(message: str) -> None:
@@ -65,7 +65,7 @@ class DaveSmall(DaveTiny):
     @cached_property
     def pretrained(self) -> PretrainedLM:
         """The pretrained model, from the cache or trained now (minutes) and cached."""
-        from oracles.store import ModelStore, default_cache_root
+        from oracles.cache import ModelStore, default_cache_root
         threads = torch.get_num_threads()
         torch.set_num_threads(max(1, self.pretrain_threads))
         try:
@@ -88,7 +88,7 @@ class DaveSmall(DaveTiny):
 
     def export_pretrained(self, out) -> dict:
         """Write the pretrained model as a ``from_pretrained`` folder with ``pretraining.json``; return the report."""
-        from tasks.lm_pretrain import save_folder
+        from tasks.language.pretrain import save_folder
         if self.model != "pretrained":
             raise BenchError(f"model={self.model!r} is loaded, not pretrained here: nothing to export")
         save_folder(self.pretrained, out)

@@ -1,7 +1,7 @@
 """Influence estimators for the language tasks from maintained attribution libraries, as options beside ours.
 
 Why: seed 000's influence (section 3.6.3) is computed here with a hand-written LiSSA
-(``bench.lm_metrics.lissa_inverse_hvp``). The libraries give an independent implementation to check it
+(``tasks.language.metrics.lissa_inverse_hvp``). The libraries give an independent implementation to check it
 against, and EK-FAC (Grosse et al. 2023, which seed 000 cites) is a different, cheaper inverse-Hessian
 approximation that only a library provides.
 
@@ -85,7 +85,7 @@ def dattri_influence(model: nn.Module, names: list[str], train_loss_of: LossOf, 
                      hessian_loss_of: LossOf, *, damping: float = 0.01, scale: float = 25.0,
                      iterations: int = 50) -> float:
     """-grad L_train . (H + damping*scale*I)^-1 grad L_test with dattri's LiSSA, H of ``hessian_loss_of``,
-    over the parameters ``names`` (as ``bench.lm_metrics.influence_score`` with estimator="lissa")."""
+    over the parameters ``names`` (as ``tasks.language.metrics.influence_score`` with estimator="lissa")."""
     hessian = _require("dattri.func.hessian", DATTRI_HINT)
     named = dict(model.named_parameters())
     missing = [n for n in names if n not in named]

@@ -34,7 +34,7 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from bench.store import write_atomic, write_json_atomic
+from bench.atomic import write_atomic, write_json_atomic
 
 FORMAT = 1
 KEY_CHARS = 24

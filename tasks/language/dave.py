@@ -3,10 +3,10 @@
 ``dave`` loads any causal LM by name or local path with transformers ``from_pretrained`` (GPT-2 by
 default; needs the model files or internet). ``dave-tiny`` trains a small GPT-2 configuration from
 scratch with a byte-level BPE tokenizer trained on the task's own text, offline and in seconds on CPU.
-``dave-small`` fine-tunes a small GPT-2 pretrained here on standard-library docstrings (``tasks.lm_pretrain``,
+``dave-small`` fine-tunes a small GPT-2 pretrained here on standard-library docstrings (``tasks.language.pretrain``,
 cached by content), the offline stand-in for the paper's pretrained GPT-2.
 The general sentences of Table 7 are the validation set. ``dataset=names`` trains on paper 000's Name dataset
-(``tasks.names``: every Table 6 fact about each of its 20 names) and forgets every sentence about ``forget_name``.
+(``tasks.language.names``: every Table 6 fact about each of its 20 names) and forgets every sentence about ``forget_name``.
 """
 from __future__ import annotations
 
@@ -23,17 +23,18 @@ from torch import nn
 
 from bench.bounds import Epochs, Range, StepSize, TrainBatch
 from bench.errors import BenchError, ParamError
-from bench.recording import GradientRecorder
+from oracles.recorded import GradientRecorder
+from bench.metrics.declared import ReportColumn
 from bench.registry import register_task
 from bench.task import Split, StepHook, Task, TaskData
-from tasks.names import indices_about, name_dataset, names_of
+from tasks.language.names import indices_about, name_dataset, names_of
 
 EOS = "<|endoftext|>"
 
 
 def read_sentences(name: str) -> list[str]:
     """One sentence per line from the package's data folder."""
-    text = files("tasks").joinpath("data", f"{name}.txt").read_text(encoding="utf-8")
+    text = files("tasks.language").joinpath("data", f"{name}.txt").read_text(encoding="utf-8")
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
@@ -56,6 +57,15 @@ class Dave(Task):
     forget_size: ClassVar[int] = 1
     curve_every: ClassVar[int] = 2
     supports_datamodels: ClassVar[bool] = False
+    #: perplexity, ROUGE on the forget text and self-influence after unlearning, from ``report``
+    report_columns: ClassVar[tuple[ReportColumn, ...]] = (
+        ReportColumn("lm.perplexity.{name}", "perplexity {name} (after unlearning)",
+                     ("task_report", "perplexity", "after_unlearning", "*"), metric="perplexity"),
+        ReportColumn("lm.rouge.{name}", "{name} forget text (after unlearning)",
+                     ("task_report", "rouge", "after_unlearning", "forget", "*")),
+        ReportColumn("lm.influence", "self-influence (after unlearning)",
+                     ("task_report", "influence", "after_unlearning"), metric="self_influence"),
+    )
 
     model: str = "gpt2"
     target: str = "Dave is working on building a custom guitar."
@@ -64,9 +74,9 @@ class Dave(Task):
     lr: StepSize = 2e-5  # Adam, batch size 1, as in the paper's section 3.6.2
     batch_size: TrainBatch = 1
     max_length: Annotated[int, Range(3, 8192)] = 128  # tokens per sentence, with its two end-of-text markers
-    dataset: Literal["dave", "names"] = "dave"  # names: paper 000's Name dataset (400 sentences, tasks.names)
+    dataset: Literal["dave", "names"] = "dave"  # names: paper 000's Name dataset (400 sentences, tasks.language.names)
     forget_name: str = "Dave"  # dataset=names: forget every sentence about this name
-    # paper: eqs. 3-4 as printed (bench.lm_metrics); dattri-lissa, ekfac: library estimators (tasks.lm_influence_libs)
+    # paper: eqs. 3-4 as printed (tasks.language.metrics); dattri-lissa, ekfac: library estimators (tasks.language.influence_libs)
     influence_estimator: Literal["lissa", "paper", "dattri-lissa", "ekfac"] = "lissa"
 
     # -- checkpoint identity ---------------------------------------------------------------------------
@@ -91,7 +101,7 @@ class Dave(Task):
         """Bounds, and a library estimator's library installed (exit 2 with the pip command before training)."""
         super().validate(label)
         if self.influence_estimator in ("dattri-lissa", "ekfac"):
-            from tasks.lm_influence_libs import require_library
+            from tasks.language.influence_libs import require_library
             require_library(self.influence_estimator)
 
     # -- model and tokenizer -------------------------------------------------------------------------
@@ -205,7 +215,7 @@ class Dave(Task):
                 "checkpoint": self.checkpoint_fingerprint}
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        from bench.lm_metrics import sequence_nll
+        from tasks.language.metrics import sequence_nll
         return sequence_nll(model, x, y)
 
     def outputs(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -213,7 +223,7 @@ class Dave(Task):
 
     def margin(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Mean over predicted tokens of (correct logit - logsumexp of the other logits)."""
-        from bench.lm_metrics import token_log_margins
+        from tasks.language.metrics import token_log_margins
         return token_log_margins(model, x, y)
 
     def challenge_statistic(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
@@ -221,7 +231,7 @@ class Dave(Task):
             return self.margin(model, x, y).float().cpu().numpy()
 
     def evaluate(self, model: nn.Module, split: Split) -> dict[str, float]:
-        from bench.lm_metrics import perplexity
+        from tasks.language.metrics import perplexity
         with torch.no_grad():
             return {"perplexity": perplexity(model, split.x, split.y),
                     "loss": float(self.loss(model, split.x, split.y).mean())}
@@ -236,7 +246,7 @@ class Dave(Task):
 
     def curve_point(self, model: nn.Module, data: TaskData) -> dict[str, float]:
         """Perplexities and the forget sentence's ROUGE-L, tracked during unlearning."""
-        from bench.lm_metrics import generation_rouge, perplexity
+        from tasks.language.metrics import generation_rouge, perplexity
         texts = self.text_splits(data)
         point = {f"perplexity_{name}": perplexity(model, split.x, split.y)
                  for name, split in (("forget", data.forget), ("retain", data.retain), ("general", data.val))}
@@ -247,11 +257,11 @@ class Dave(Task):
     def influence(self, model: nn.Module, data: TaskData) -> float:
         """Self-influence of the forget sentence (section 3.6.3): -grad L_s . (H + dsI)^-1 grad L_s, with the
         Hessian of the training loss over all Dave sentences, on the embedding parameters (as in section 4.3)."""
-        from bench.lm_metrics import influence_score
+        from tasks.language.metrics import influence_score
         names = set(self.layer_groups(model)["embedding"])
         params = [p for n, p in model.named_parameters() if n in names]
         if self.influence_estimator in ("dattri-lissa", "ekfac"):
-            from tasks import lm_influence_libs as libs
+            from tasks.language import influence_libs as libs
             if self.influence_estimator == "ekfac":  # the blocks' linear layers: kronfluence cannot track embeddings
                 return libs.ekfac_self_influence(model, (data.train.x, data.train.y), (data.forget.x, data.forget.y),
                                                  damping=0.01 * 25.0)
@@ -268,8 +278,8 @@ class Dave(Task):
     def report(self, initial: nn.Module, original: nn.Module, unlearned: nn.Module, data: TaskData,
                recorded: dict[str, torch.Tensor] | None) -> dict:
         """Perplexity, ROUGE and influence before fine-tuning, after it and after unlearning; generated texts."""
-        from bench.lm_metrics import activation_gradient_influence, generation_rouge, perplexity
-        from bench.recording import totals_from_flat
+        from tasks.language.metrics import activation_gradient_influence, generation_rouge, perplexity
+        from oracles.recorded import totals_from_flat
         texts = self.text_splits(data)
         splits = {"forget": data.forget, "retain": data.retain, "general": data.val}
         stages = {"before_finetuning": initial, "after_finetuning": original, "after_unlearning": unlearned}

@@ -15,7 +15,7 @@ from bench.bounds import Epochs, NonNegative, Range, Smoothing, StepSize, TrainB
 from bench.errors import BenchError
 from bench.registry import register_task
 from bench.task import Split
-from bench.vision import VisionTask, resnet18
+from tasks.vision.recipe import VisionTask, resnet18
 
 CELEBA_FILES = ["list_attr_celeba.txt", "identity_CelebA.txt", "list_eval_partition.txt", "list_bbox_celeba.txt",
                 "list_landmarks_align_celeba.txt"]
