@@ -104,7 +104,7 @@ def test_dm_matching_and_dm_direct_with_trak_run_on_tiny_cifar(tmp_path):
     from bench.task import TaskData
     from oracles.attribution import datamodels_for
     from tasks.vision.cifar10 import Cifar10
-    from tests.test_vision import write_cifar
+    from test_vision import write_cifar
 
     write_cifar(tmp_path, per_batch=16)
     task = Cifar10(data_root=str(tmp_path), verify=False, width=4, epochs=1, batch_size=32)

@@ -9,7 +9,7 @@ import pytest
 
 from bench.errors import BenchError
 from tasks.vision.cifar10 import Cifar10
-from tests.test_vision import write_cifar
+from test_vision import write_cifar
 
 
 def _rewrite(root, name, obj=None, raw=None):

@@ -8,7 +8,7 @@ import pytest
 from bench.code_hash import code_fingerprint, code_hash, local_modules
 from bench.registry import METHODS, load_plugin
 from bench.units import method_code_hash
-from tests.fake_dists import forget_modules, method_source
+from fake_dists import forget_modules, method_source
 
 PACKAGE = {
     "__init__.py": "",

@@ -19,7 +19,7 @@ from oracles.cache import ModelStore
 from tasks.vision.cifar10 import Cifar10
 from tasks.easydub.layout import CIFAR10
 from tasks.easydub.reader import EasyDubReader
-from tests.test_vision import write_cifar
+from test_vision import write_cifar
 
 N = 2
 

@@ -9,7 +9,7 @@ import bench.registry as registry_module
 from bench.cli import main
 from bench.errors import DefinitionError, NameCollisionError, UnknownNameError
 from bench.registry import METHODS, TASKS, Registry
-from tests.fake_dists import GROUP, forget_modules, install, method_source
+from fake_dists import GROUP, forget_modules, install, method_source
 
 EXPECTED_METHODS = {"noop", "retrain", "finetune", "ga", "gdga", "oracle-matching", "oracle-matching-retain"}
 
