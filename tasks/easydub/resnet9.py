@@ -14,20 +14,10 @@ import torch
 from torch import nn
 
 from bench.errors import BenchError
+from tasks.vision.recipe import Scale  # no parameter, so no state-dict key
 
 PREFIXES = ("module.", "model.", "_orig_mod.")  # DataParallel, wrapper modules, torch.compile
 SHOWN_KEYS = 6
-
-
-class Scale(nn.Module):
-    """Multiplies the logits by a constant (no parameter, so no state-dict key)."""
-
-    def __init__(self, factor: float) -> None:
-        super().__init__()
-        self.factor = factor
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.factor
 
 
 class Residual(nn.Module):
