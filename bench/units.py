@@ -28,7 +28,7 @@ from bench.optim import weights_finite
 from bench.providers import PROVIDERS
 from bench.statistics import ModelStats, ScoredPoints, compute_stats, load_stats, save_stats, stats_spec
 from bench.task import Task, TaskData
-from oracles.ensemble import ensure_models, load_model, model_spec, new_model
+from oracles.ensemble import ensure_models, load_model, model_spec
 from oracles.cache import ModelStore, cache_key
 
 UNIT_VERSION = 1
@@ -277,7 +277,7 @@ def run_unit(plan: UnitPlan, i: int, observe: ObserverFactory | None = None) -> 
         if i == 0:
             if "recorded_gradients" in plan.inputs and env.recorded_flat is None:  # the unlearned model was cached
                 PROVIDERS["recorded_gradients"].provide(env)
-            initial = new_model(plan.task, plan.seeds["original"][0]).to(env.device).eval()
+            initial = plan.task.make_model(plan.seeds["original"][0]).to(env.device).eval()
             meta["task_report"] = plan.task.report(initial, env.model("original"), model, env.data,
                                                    env.recorded_flat)
         store.save(spec, stats.flat(), meta)

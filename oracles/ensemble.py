@@ -9,7 +9,6 @@ locked while it is trained, so a concurrent run waits for it and then reuses it 
 from __future__ import annotations
 
 import platform
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -54,17 +53,6 @@ def training_split(task: Task, excluded_ids: np.ndarray) -> Split:
     return train.subset(keep)
 
 
-_MAKE_MODEL = threading.Lock()
-
-
-def new_model(task: Task, seed: int) -> nn.Module:
-    """``task.make_model(seed)`` under a process-wide lock. Tasks seed a model's initialisation through torch's
-    global RNG (``fork_rng`` + ``manual_seed``), which concurrent threads would interleave: a Dask worker with
-    several threads trained models whose initial weights came partly from another model's seed (issue 12)."""
-    with _MAKE_MODEL:
-        return task.make_model(seed)
-
-
 def train_chunk(task: Task, excluded_ids: np.ndarray | list[np.ndarray], seeds: list[int], device: str,
                 threads: int | None = None) -> list[tuple[dict[str, torch.Tensor], float]]:
     """Train one model per seed (batched when the task can); runs in a worker, so it reloads the data itself.
@@ -73,7 +61,7 @@ def train_chunk(task: Task, excluded_ids: np.ndarray | list[np.ndarray], seeds: 
     """
     if threads is not None:
         torch.set_num_threads(threads)
-    models = [new_model(task, seed).to(device) for seed in seeds]
+    models = [task.make_model(seed).to(device) for seed in seeds]
     start = time.perf_counter()
     if isinstance(excluded_ids, list):
         train, _ = task.load()
@@ -98,7 +86,7 @@ def load_model(task: Task, store: ModelStore, spec: dict, device: torch.device |
     entry = store.load(spec)
     if entry is None:
         return None
-    model = new_model(task, int(spec["seed"]))  # its initial weights are overwritten, but it draws from the RNG
+    model = task.make_model(int(spec["seed"]))
     model.load_state_dict(entry.state_dict)
     return model.to(device).eval(), entry.meta
 

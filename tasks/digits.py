@@ -11,6 +11,7 @@ from torch import nn
 from bench.bounds import Epochs, ForgetSize, Fraction, Momentum, NonNegative, Range, Seed, StepSize, TrainBatch
 from bench.classification import ClassifierTask, skewed_forget_set
 from bench.registry import register_task
+from bench.seeding import seeded_init
 from bench.task import Split
 
 
@@ -68,8 +69,7 @@ class Digits(ClassifierTask):
         return Split(x[train_idx], y[train_idx]), Split(x[val_idx], y[val_idx])
 
     def make_model(self, seed: int) -> nn.Module:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_init(seed):
             return make_mlp(self.width) if self.arch == "mlp" else make_cnn(self.width)
 
     def select_forget(self, train: Split, rng: np.random.Generator) -> np.ndarray:

@@ -22,6 +22,7 @@ from bench.bounds import Epochs, Momentum, NonNegative, Range, StepSize, TrainBa
 from bench.classification import ClassifierTask
 from bench.errors import BenchError
 from bench.registry import register_task
+from bench.seeding import seeded_init
 from bench.task import Split, StepHook, TaskData
 from tasks.easydub.layout import LAYOUTS, Layout
 from tasks.easydub.reader import EasyDubReader, download
@@ -102,8 +103,7 @@ class EasyDubTask(ClassifierTask):
 
     # ---- model -----------------------------------------------------------------------------------------
     def make_model(self, seed: int) -> nn.Module:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_init(seed):
             return easydub_resnet9(self.layout.num_classes, self.width)
 
     def model_inputs(self, x: torch.Tensor, device: torch.device) -> torch.Tensor:

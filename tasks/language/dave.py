@@ -26,6 +26,7 @@ from bench.errors import BenchError, ParamError
 from oracles.recorded import GradientRecorder
 from bench.metrics.declared import ReportColumn
 from bench.registry import register_task
+from bench.seeding import seeded_init
 from bench.task import Split, StepHook, Task, TaskData
 from tasks.language.names import indices_about, name_dataset, names_of
 
@@ -371,6 +372,5 @@ class DaveTiny(Dave):
                             n_layer=self.n_layer, n_head=4, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                             bos_token_id=self.tokenizer.eos_token_id, eos_token_id=self.tokenizer.eos_token_id)
         config._attn_implementation = "eager"  # influence scores need double backward
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_init(seed):
             return GPT2LMHeadModel(config).eval()

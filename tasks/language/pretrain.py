@@ -22,6 +22,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from bench.seeding import seeded_init
 from oracles.cache import ModelStore
 from tasks.language.stdlib_corpus import Corpus, gather
 
@@ -106,8 +107,7 @@ def make_gpt2(config: dict | PretrainConfig, vocab_size: int, seed: int = 0) -> 
                      n_head=c["n_head"], resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0,
                      eos_token_id=0)
     gpt._attn_implementation = "eager"
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_init(seed):
         return GPT2LMHeadModel(gpt).eval()
 
 

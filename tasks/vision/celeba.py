@@ -14,6 +14,7 @@ from torch import nn
 from bench.bounds import Epochs, NonNegative, Range, Smoothing, StepSize, TrainBatch
 from bench.errors import BenchError
 from bench.registry import register_task
+from bench.seeding import seeded_init
 from bench.task import Split
 from tasks.vision.recipe import VisionTask, resnet18
 
@@ -106,8 +107,7 @@ class CelebAFaces(VisionTask):
         return [Path(self.data_root).expanduser() / "celeba"]
 
     def make_model(self, seed: int) -> nn.Module:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_init(seed):
             return resnet18(self.num_classes, self.width)
 
     def select_forget(self, train: Split, rng: np.random.Generator) -> np.ndarray:

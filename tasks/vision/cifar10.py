@@ -13,6 +13,7 @@ from bench.bounds import Epochs, ForgetSize, Fraction, Smoothing, StepSize, Trai
 from bench.classification import skewed_forget_set
 from bench.errors import BenchError
 from bench.registry import register_task
+from bench.seeding import seeded_init
 from bench.task import Split
 from tasks.vision.recipe import VisionTask, resnet9
 from tasks.vision.cifar_format import FOLDER, META_FILE, TEST_FILES, TRAIN_FILES, md5, read_batch
@@ -85,8 +86,7 @@ class Cifar10(VisionTask):
         return [base / name for name in CIFAR_FILES]
 
     def make_model(self, seed: int) -> nn.Module:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_init(seed):
             return resnet9(self.num_classes, self.width)
 
     def select_forget(self, train: Split, rng: np.random.Generator) -> np.ndarray:

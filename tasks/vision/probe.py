@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from bench.seeding import seeded_init
 from bench.task import Split, Task
 from tasks.vision.recipe import VisionTask, resnet9
 
@@ -34,8 +35,7 @@ def tiny_vision_task() -> Task:
             return Split(x[:32], y[:32]), Split(x[32:], y[32:])
 
         def make_model(self, seed: int) -> nn.Module:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
+            with seeded_init(seed):
                 return resnet9(self.num_classes, self.width)
 
     return ProbeImages()
